@@ -1,0 +1,50 @@
+//! `stagelet`: the daemon. `stagelet [serve] [--config FILE]`, `stagelet check-config FILE`.
+
+use clap::{Parser, Subcommand};
+use stagelet::daemon::start::{print_config_errors, serve, ConfigSource};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "stagelet", version, about = "Host agent of a stage-hosting platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (default /etc/stagelet/stagelet.toml, else embedded defaults)
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default)
+    Serve,
+    /// Check a configuration file and print every error with its line, column and key
+    CheckConfig { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig { file } => match stagelet::config::load_file(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                print_config_errors(&file.display().to_string(), &errors);
+                ExitCode::from(stagelet::daemon::EXIT_CONFIG)
+            }
+        },
+        Command::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            match runtime {
+                Ok(rt) => rt.block_on(serve(ConfigSource::choose(cli.config))),
+                Err(e) => {
+                    eprintln!("stagelet: cannot start the runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

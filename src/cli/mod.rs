@@ -1,0 +1,1 @@
+//! stagectl: the command-line client.

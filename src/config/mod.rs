@@ -1,0 +1,334 @@
+//! The agent's configuration: TOML with every key defaulted, loaded from a file or embedded.
+
+pub mod check;
+pub mod profile;
+pub mod types;
+
+use profile::Profile;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use types::{Dur, FileMode, PortRange};
+
+pub use check::{load_file, parse, ConfigError};
+
+pub const DEFAULT_PATH: &str = "/etc/stagelet/stagelet.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub agent: Agent,
+    pub access: Access,
+    pub docker: Docker,
+    pub ports: Ports,
+    pub nginx: Nginx,
+    pub lifecycle: Lifecycle,
+    pub usage: Usage,
+    pub git: Git,
+    pub backups: Backups,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Agent {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub socket_mode: FileMode,
+    /// Empty: leave the socket's group as the daemon's.
+    pub socket_group: String,
+    pub log_format: LogFormat,
+    pub default_profile: String,
+    /// How long in-flight requests may run on after SIGTERM.
+    pub shutdown_timeout: Dur,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Access {
+    pub admin_groups: Vec<String>,
+    pub reader_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Docker {
+    pub endpoint: String,
+    pub label_prefix: String,
+    pub name_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Ports {
+    pub bind_address: std::net::IpAddr,
+    pub http: PortRange,
+    pub code_server: PortRange,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Nginx {
+    pub enabled: bool,
+    pub sites_dir: PathBuf,
+    pub test_command: Vec<String>,
+    pub reload_command: Vec<String>,
+    pub listen_http: u16,
+    pub listen_https: u16,
+    pub tls_certificate: String,
+    pub tls_certificate_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Lifecycle {
+    pub grace_period: Dur,
+    pub retention: Retention,
+    pub expiry_grace: Dur,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Retention {
+    pub dev: Dur,
+    pub qa: Dur,
+    pub prod: Dur,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    pub interval: Dur,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Git {
+    pub allowed_protocols: Vec<String>,
+    pub timeout: Dur,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Backups {
+    pub keep: u32,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Agent {
+            state_dir: "/var/lib/stagelet".into(),
+            socket: "/run/stagelet/stagelet.sock".into(),
+            socket_mode: FileMode(0o660),
+            socket_group: "stagelet".into(),
+            log_format: LogFormat::Text,
+            default_profile: "odoo".into(),
+            shutdown_timeout: Dur::secs(30),
+        }
+    }
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access {
+            admin_groups: vec!["stagelet".into()],
+            reader_groups: vec![],
+        }
+    }
+}
+
+impl Default for Docker {
+    fn default() -> Self {
+        Docker {
+            endpoint: "unix:///var/run/docker.sock".into(),
+            label_prefix: "io.stagelet".into(),
+            name_prefix: "stagelet-".into(),
+        }
+    }
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            bind_address: std::net::IpAddr::from([127, 0, 0, 1]),
+            http: PortRange { first: 20000, last: 24999 },
+            code_server: PortRange { first: 25000, last: 29999 },
+        }
+    }
+}
+
+impl Default for Nginx {
+    fn default() -> Self {
+        Nginx {
+            enabled: true,
+            sites_dir: "/etc/nginx/stagelet".into(),
+            test_command: vec!["nginx".into(), "-t".into()],
+            reload_command: vec!["nginx".into(), "-s".into(), "reload".into()],
+            listen_http: 80,
+            listen_https: 443,
+            tls_certificate: String::new(),
+            tls_certificate_key: String::new(),
+        }
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            grace_period: Dur::secs(60),
+            retention: Retention::default(),
+            expiry_grace: Dur::secs(0),
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            dev: Dur::secs(86_400),
+            qa: Dur::secs(7 * 86_400),
+            prod: Dur::secs(30 * 86_400),
+        }
+    }
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage { interval: Dur::secs(15 * 60) }
+    }
+}
+
+impl Default for Git {
+    fn default() -> Self {
+        Git {
+            allowed_protocols: vec!["https".into(), "ssh".into()],
+            timeout: Dur::secs(300),
+        }
+    }
+}
+
+impl Default for Backups {
+    fn default() -> Self {
+        Backups { keep: 7 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            agent: Agent::default(),
+            access: Access::default(),
+            docker: Docker::default(),
+            ports: Ports::default(),
+            nginx: Nginx::default(),
+            lifecycle: Lifecycle::default(),
+            usage: Usage::default(),
+            git: Git::default(),
+            backups: Backups::default(),
+            profiles: BTreeMap::from([("odoo".to_string(), profile::odoo())]),
+        }
+    }
+}
+
+impl Config {
+    /// Embedded defaults for a first try: state, socket and nginx files under `base`, no group.
+    pub fn local(base: &Path) -> Config {
+        let mut c = Config::default();
+        c.agent.state_dir = base.join("state");
+        c.agent.socket = base.join("stagelet.sock");
+        c.agent.socket_group = String::new();
+        c.nginx.sites_dir = base.join("nginx");
+        c
+    }
+
+    /// Checks what a single key's type cannot: references between keys.
+    /// Returns `(key path, message)` pairs.
+    pub fn cross_check(&self) -> Vec<(Vec<String>, String)> {
+        let key = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut errs = vec![];
+        if !self.profiles.contains_key(&self.agent.default_profile) {
+            errs.push((
+                key(&["agent", "default_profile"]),
+                format!("names no profile; defined: {:?}", self.profiles.keys().collect::<Vec<_>>()),
+            ));
+        }
+        if self.ports.http.overlaps(&self.ports.code_server) {
+            errs.push((key(&["ports", "code_server"]), "overlaps ports.http".into()));
+        }
+        if self.agent.socket.as_os_str().is_empty() {
+            errs.push((key(&["agent", "socket"]), "must not be empty".into()));
+        }
+        if self.agent.state_dir.as_os_str().is_empty() {
+            errs.push((key(&["agent", "state_dir"]), "must not be empty".into()));
+        }
+        for (k, cmd) in [("test_command", &self.nginx.test_command), ("reload_command", &self.nginx.reload_command)] {
+            if self.nginx.enabled && cmd.is_empty() {
+                errs.push((key(&["nginx", k]), "must name a command while nginx.enabled".into()));
+            }
+        }
+        if self.nginx.tls_certificate.is_empty() != self.nginx.tls_certificate_key.is_empty() {
+            errs.push((key(&["nginx", "tls_certificate_key"]), "set both tls_certificate and tls_certificate_key, or neither".into()));
+        }
+        for p in &self.git.allowed_protocols {
+            if !["https", "ssh", "http", "file"].contains(&p.as_str()) {
+                errs.push((key(&["git", "allowed_protocols"]), format!("{p:?} is not one of https, ssh, http, file")));
+            }
+        }
+        for (name, _) in &self.profiles {
+            if crate::core::names::SubscriptionId::parse(name).is_err() {
+                errs.push((key(&["profiles", name]), "a profile name is a DNS label (a-z, 0-9, '-')".into()));
+            }
+        }
+        errs
+    }
+
+    /// Keys whose change a SIGHUP cannot apply: they need a restart.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = vec![];
+        let mut diff = |changed: bool, key: &'static str| {
+            if changed {
+                keys.push(key)
+            }
+        };
+        diff(self.agent.state_dir != new.agent.state_dir, "agent.state_dir");
+        diff(self.agent.socket != new.agent.socket, "agent.socket");
+        diff(self.agent.socket_mode != new.agent.socket_mode, "agent.socket_mode");
+        diff(self.agent.socket_group != new.agent.socket_group, "agent.socket_group");
+        diff(self.agent.log_format != new.agent.log_format, "agent.log_format");
+        diff(self.docker != new.docker, "docker");
+        diff(self.ports != new.ports, "ports");
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_their_own_checks() {
+        assert!(Config::default().cross_check().is_empty());
+        let local = Config::local(Path::new("/tmp/x"));
+        assert!(local.cross_check().is_empty());
+        assert_eq!(local.agent.socket, Path::new("/tmp/x/stagelet.sock"));
+    }
+
+    #[test]
+    fn restart_needed_lists_only_what_changed() {
+        let a = Config::default();
+        let mut b = a.clone();
+        b.access.reader_groups.push("ops".into());
+        b.lifecycle.grace_period = Dur::secs(5);
+        assert!(a.restart_needed(&b).is_empty());
+        b.agent.socket = "/tmp/other.sock".into();
+        b.ports.http = PortRange { first: 30000, last: 30010 };
+        assert_eq!(a.restart_needed(&b), vec!["agent.socket", "ports"]);
+    }
+}

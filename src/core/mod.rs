@@ -1,0 +1,12 @@
+//! The core: stage and subscription model, lifecycle rules and operations, written against the
+//! interfaces in [`interfaces`]. Nothing here knows JSON-RPC or a concrete runtime.
+
+pub mod agent;
+pub mod error;
+pub mod names;
+pub mod interfaces;
+pub mod subscription;
+pub mod subscriptions;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Result};

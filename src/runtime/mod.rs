@@ -1,0 +1,6 @@
+//! The runtime side: the core's interfaces implemented on the real host.
+
+pub mod docker;
+pub mod host;
+pub mod probes;
+pub mod records;
