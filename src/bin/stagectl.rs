@@ -1,1 +1,5 @@
-fn main() {}
+//! `stagectl`: the command-line client of the stagelet agent.
+
+fn main() -> std::process::ExitCode {
+    stagelet::cli::main()
+}

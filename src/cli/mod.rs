@@ -1,1 +1,9 @@
-//! stagectl: the command-line client.
+//! `stagectl`: the command-line client. It mirrors the API through the generated client; human
+//! tables by default, `--json` for scripts.
+
+pub mod args;
+pub mod exit;
+pub mod output;
+mod run;
+
+pub use run::main;

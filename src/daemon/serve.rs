@@ -12,6 +12,18 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::task::JoinSet;
 
+/// `curl -d` sends `application/x-www-form-urlencoded`; every body here is JSON-RPC, so POSTs
+/// are read as JSON whatever they claim.
+fn json_content_type<B>(mut req: http::Request<B>) -> http::Request<B> {
+    if req.method() == http::Method::POST {
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
+    req
+}
+
 /// Serves `methods` on `listener`. Returns once every connection has finished or `drain` ran out.
 pub async fn run(
     listener: UnixListener,
@@ -24,6 +36,7 @@ pub async fn run(
     let (stop_handle, server_handle) = stop_channel();
     let builder = Server::builder()
         .set_config(ServerConfig::builder().max_connections(1024).build())
+        .set_http_middleware(tower::ServiceBuilder::new().map_request(json_content_type))
         .to_service_builder();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);

@@ -1,0 +1,92 @@
+//! The command line of `stagectl`, declared with clap. Completions and the man page come from
+//! this same declaration.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "stagectl", version, about = "Drive the stagelet agent over its Unix socket")]
+pub struct Cli {
+    /// API socket [default: $STAGELET_SOCKET, /run/stagelet/stagelet.sock, ./.stagelet/stagelet.sock]
+    #[arg(long, global = true, env = "STAGELET_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Print the raw JSON result instead of a table
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Agent version, host name, Docker and nginx health
+    Info,
+    /// Host CPU, memory and disks
+    Host,
+    /// Subscriptions (tenants)
+    #[command(subcommand, alias = "sub")]
+    Subscription(SubscriptionCmd),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubscriptionCmd {
+    /// Create a subscription
+    Create {
+        id: String,
+        #[arg(long)]
+        stage_limit: u32,
+        #[command(flatten)]
+        limits: Limits,
+        /// Profile its stages use [default: agent.default_profile]
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Change limits or settings
+    Update {
+        id: String,
+        #[arg(long)]
+        stage_limit: Option<u32>,
+        #[command(flatten)]
+        limits: Limits,
+    },
+    /// Show one subscription
+    Get { id: String },
+    /// List subscriptions
+    #[command(alias = "ls")]
+    List,
+    /// Delete a subscription that has no stages left
+    Delete { id: String },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct Limits {
+    /// Storage limit in MB (0: none)
+    #[arg(long)]
+    pub storage_limit_mb: Option<u64>,
+    /// App environment override, KEY=VALUE (repeatable)
+    #[arg(long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Memory limit per container, MB
+    #[arg(long)]
+    pub memory_limit_mb: Option<u64>,
+    /// CPU limit per container, in CPUs
+    #[arg(long)]
+    pub cpu_limit: Option<f64>,
+}
+
+impl Limits {
+    pub fn touches_settings(&self) -> bool {
+        !self.env.is_empty() || self.memory_limit_mb.is_some() || self.cpu_limit.is_some()
+    }
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
