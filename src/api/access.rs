@@ -96,7 +96,11 @@ pub fn caller_from_peer(uid: u32, gid: u32, pid: Option<i32>) -> Caller {
     if let Some(pid) = pid {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             if let Some(line) = status.lines().find(|l| l.starts_with("Groups:")) {
-                gids.extend(line[7..].split_whitespace().filter_map(|g| g.parse::<u32>().ok()));
+                gids.extend(
+                    line[7..]
+                        .split_whitespace()
+                        .filter_map(|g| g.parse::<u32>().ok()),
+                );
             }
         }
     }
@@ -115,16 +119,46 @@ mod tests {
 
     #[test]
     fn read_only_methods() {
-        for m in ["agent.info", "host.stats", "subscription.get", "subscription.list", "stage.get", "stage.list", "stage.logs", "stage.stats"] {
+        for m in [
+            "agent.info",
+            "host.stats",
+            "subscription.get",
+            "subscription.list",
+            "stage.get",
+            "stage.list",
+            "stage.logs",
+            "stage.stats",
+        ] {
             assert!(is_read_only(m, None), "{m}");
         }
-        for m in ["subscription.create", "subscription.update", "subscription.delete", "stage.exec", "stage.sql", "stage.stop", "events.subscribe", "subscription.deploy_key"] {
+        for m in [
+            "subscription.create",
+            "subscription.update",
+            "subscription.delete",
+            "stage.exec",
+            "stage.sql",
+            "stage.stop",
+            "events.subscribe",
+            "subscription.deploy_key",
+        ] {
             assert!(!is_read_only(m, None), "{m}");
         }
-        assert!(is_read_only("stage.usage", Some(&raw(r#"{"stage":"a/b"}"#))));
-        assert!(is_read_only("stage.usage", Some(&raw(r#"{"stage":"a/b","refresh":false}"#))));
-        assert!(!is_read_only("stage.usage", Some(&raw(r#"{"stage":"a/b","refresh":true}"#))));
-        assert!(!is_read_only("stage.usage", Some(&raw(r#"{"refresh":"yes"}"#))));
+        assert!(is_read_only(
+            "stage.usage",
+            Some(&raw(r#"{"stage":"a/b"}"#))
+        ));
+        assert!(is_read_only(
+            "stage.usage",
+            Some(&raw(r#"{"stage":"a/b","refresh":false}"#))
+        ));
+        assert!(!is_read_only(
+            "stage.usage",
+            Some(&raw(r#"{"stage":"a/b","refresh":true}"#))
+        ));
+        assert!(!is_read_only(
+            "stage.usage",
+            Some(&raw(r#"{"refresh":"yes"}"#))
+        ));
         assert!(!is_read_only("stage.usage", Some(&raw(r#"["a/b", true]"#))));
     }
 
@@ -134,7 +168,11 @@ mod tests {
             admin_gids: [1000].into(),
             reader_gids: [2000].into(),
         };
-        let who = |uid, gids: &[u32]| Caller { uid, pid: None, gids: gids.to_vec() };
+        let who = |uid, gids: &[u32]| Caller {
+            uid,
+            pid: None,
+            gids: gids.to_vec(),
+        };
         assert_eq!(policy.role(&who(0, &[0])), Role::Admin);
         assert_eq!(policy.role(&who(5, &[7, 1000])), Role::Admin);
         assert_eq!(policy.role(&who(5, &[2000])), Role::Reader);

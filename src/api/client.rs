@@ -30,7 +30,9 @@ fn socket_error(path: &Path, source: std::io::Error) -> ConnectError {
 
 /// A typed client: call the `*ApiClient` traits of [`super::rpc`] on it.
 pub async fn connect(socket: &Path) -> Result<Client, ConnectError> {
-    let stream = UnixStream::connect(socket).await.map_err(|e| socket_error(socket, e))?;
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| socket_error(socket, e))?;
     let url = Url::parse("ws://localhost/").expect("a constant URL parses");
     let (tx, rx) = WsTransportClientBuilder::default()
         .build_with_stream(url, stream)
@@ -51,13 +53,16 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub async fn connect(socket: &Path) -> Result<Self, ConnectError> {
-        let stream = UnixStream::connect(socket).await.map_err(|e| socket_error(socket, e))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        let stream = UnixStream::connect(socket)
             .await
-            .map_err(|e| ConnectError::Handshake {
-                path: socket.display().to_string(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| socket_error(socket, e))?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| ConnectError::Handshake {
+                    path: socket.display().to_string(),
+                    message: e.to_string(),
+                })?;
         tokio::spawn(conn);
         Ok(HttpClient { sender })
     }
@@ -76,8 +81,13 @@ impl HttpClient {
     }
 
     /// Calls a method with named params and returns the whole JSON-RPC response object.
-    pub async fn call(&mut self, method: &str, params: serde_json::Value) -> Result<serde_json::Value, hyper::Error> {
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    pub async fn call(
+        &mut self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, hyper::Error> {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let (_, text) = self.post(body.to_string()).await?;
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }

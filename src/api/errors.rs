@@ -88,7 +88,10 @@ mod tests {
         let o = to_object(&Error::invalid("stage_limit", "must be at most 10000"));
         assert_eq!(o.code(), -32602);
         let data: Value = serde_json::from_str(o.data().unwrap().get()).unwrap();
-        assert_eq!(data, json!({"kind": "invalid_params", "field": "stage_limit"}));
+        assert_eq!(
+            data,
+            json!({"kind": "invalid_params", "field": "stage_limit"})
+        );
         let o = to_object(&Error::InvalidState {
             what: "stage acme/qa".into(),
             state: "running".into(),

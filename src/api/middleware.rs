@@ -24,11 +24,19 @@ pub struct ConnectionMiddleware<S> {
 
 impl<S> ConnectionMiddleware<S> {
     pub fn new(inner: S, caller: Arc<Caller>, policy: SharedPolicy) -> Self {
-        ConnectionMiddleware { inner, caller, policy }
+        ConnectionMiddleware {
+            inner,
+            caller,
+            policy,
+        }
     }
 
     fn allows(&self, method: &str, params: Option<&serde_json::value::RawValue>) -> bool {
-        let policy = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let policy = self
+            .policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         policy.allows(&self.caller, method, params)
     }
 }
@@ -39,8 +47,11 @@ fn forbidden(caller: &Caller, method: &str) -> Error {
 
 impl<S> RpcServiceT for ConnectionMiddleware<S>
 where
-    S: RpcServiceT<MethodResponse = MethodResponse, BatchResponse = MethodResponse, NotificationResponse = MethodResponse>
-        + Send
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Send
         + Sync
         + Clone
         + 'static,
@@ -49,7 +60,10 @@ where
     type NotificationResponse = MethodResponse;
     type BatchResponse = MethodResponse;
 
-    fn call<'a>(&self, mut req: Request<'a>) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
+    fn call<'a>(
+        &self,
+        mut req: Request<'a>,
+    ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
         let span = tracing::info_span!("request", method = %req.method_name(), id = ?req.id(), uid = self.caller.uid);
         let allowed = self.allows(req.method_name(), req.params.as_deref());
         let caller = self.caller.clone();
@@ -65,13 +79,20 @@ where
             req.extensions_mut().insert(caller);
             let started = std::time::Instant::now();
             let response = inner.call(req).await;
-            tracing::debug!(ok = response.is_success(), elapsed_ms = started.elapsed().as_millis() as u64, "done");
+            tracing::debug!(
+                ok = response.is_success(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "done"
+            );
             name_param_field(response, id, params.as_deref())
         }
         .instrument(span)
     }
 
-    fn batch<'a>(&self, mut batch: Batch<'a>) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
+    fn batch<'a>(
+        &self,
+        mut batch: Batch<'a>,
+    ) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
         for entry in batch.iter_mut() {
             if let Ok(BatchEntry::Call(req)) = entry {
                 if !self.allows(req.method_name(), req.params.as_deref()) {
@@ -85,7 +106,10 @@ where
         self.inner.batch(batch)
     }
 
-    fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
+    fn notification<'a>(
+        &self,
+        n: Notification<'a>,
+    ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
         let allowed = self.allows(n.method_name(), n.params.as_deref());
         let inner = self.inner.clone();
         async move {

@@ -42,7 +42,11 @@ fn position(message: &str) -> Option<(usize, usize)> {
 }
 
 fn offset_of(text: &str, line: usize, column: usize) -> usize {
-    let line_start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
     line_start + column
 }
 
@@ -67,11 +71,18 @@ mod tests {
             (r#"{"id":"acme","stage_limit":"three"}"#, "stage_limit"),
             (r#"{"stage_limit":3,"id":5}"#, "id"),
             (r#"{"id":"a","stage_limit":-1}"#, "stage_limit"),
-            ("{\n \"id\": \"a\",\n \"stage_limit\": 3,\n \"settings\": {\"x\": 1}\n}", "settings"),
+            (
+                "{\n \"id\": \"a\",\n \"stage_limit\": 3,\n \"settings\": {\"x\": 1}\n}",
+                "settings",
+            ),
             (r#"{"id":"acme"}"#, "stage_limit"),
         ] {
             let msg = err_for(params);
-            assert_eq!(field_of_error(Some(params), &msg), field, "{params} → {msg}");
+            assert_eq!(
+                field_of_error(Some(params), &msg),
+                field,
+                "{params} → {msg}"
+            );
         }
         assert_eq!(field_of_error(Some("[1,2]"), "invalid type"), "params");
         assert_eq!(field_of_error(None, "invalid type: null"), "params");

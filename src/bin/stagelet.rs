@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "stagelet", version, about = "Host agent of a stage-hosting platform")]
+#[command(
+    name = "stagelet",
+    version,
+    about = "Host agent of a stage-hosting platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -37,7 +41,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build();
             match runtime {
                 Ok(rt) => rt.block_on(serve(ConfigSource::choose(cli.config))),
                 Err(e) => {

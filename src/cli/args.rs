@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "stagectl", version, about = "Drive the stagelet agent over its Unix socket")]
+#[command(
+    name = "stagectl",
+    version,
+    about = "Drive the stagelet agent over its Unix socket"
+)]
 pub struct Cli {
     /// API socket [default: $STAGELET_SOCKET, /run/stagelet/stagelet.sock, ./.stagelet/stagelet.sock]
     #[arg(long, global = true, env = "STAGELET_SOCKET")]

@@ -54,9 +54,18 @@ mod tests {
 
     #[test]
     fn formats() {
-        let t = table(&["ID", "LIMIT"], &[vec!["acme".into(), "3".into()], vec!["b".into(), "10".into()]]);
+        let t = table(
+            &["ID", "LIMIT"],
+            &[
+                vec!["acme".into(), "3".into()],
+                vec!["b".into(), "10".into()],
+            ],
+        );
         assert_eq!(t, "ID    LIMIT\nacme  3\nb     10\n");
-        assert_eq!(block(&[("a", "1".into()), ("long", "2".into())]), "a:    1\nlong: 2\n");
+        assert_eq!(
+            block(&[("a", "1".into()), ("long", "2".into())]),
+            "a:    1\nlong: 2\n"
+        );
         assert_eq!(size(3 * 1024 * 1024), "3.0 MB");
         assert_eq!(size(5 * 1024 * 1024 * 1024), "5.0 GB");
         assert_eq!(opt::<u32>(&None), "-");

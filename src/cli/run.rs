@@ -38,10 +38,18 @@ impl From<ClientError> for Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut std::io::stdout());
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "stagectl",
+            &mut std::io::stdout(),
+        );
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -73,7 +81,11 @@ fn socket_path(given: Option<PathBuf>) -> PathBuf {
     })
 }
 
-fn render<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) -> Result<String, Failure> {
+fn render<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<String, Failure> {
     if json {
         serde_json::to_string_pretty(value)
             .map(|s| s + "\n")
@@ -97,42 +109,86 @@ async fn run(cli: Cli) -> Result<String, Failure> {
     }
 }
 
-async fn subscription(client: &jsonrpsee::async_client::Client, cmd: SubscriptionCmd, json: bool) -> Result<String, Failure> {
+async fn subscription(
+    client: &jsonrpsee::async_client::Client,
+    cmd: SubscriptionCmd,
+    json: bool,
+) -> Result<String, Failure> {
     let one = |s: &Subscription| subscription_text(s);
     match cmd {
-        SubscriptionCmd::Create { id, stage_limit, limits, profile } => {
-            let settings = limits.touches_settings().then(|| merged(Settings::default(), &limits));
-            let s = SubscriptionApiClient::create(client, id, stage_limit, limits.storage_limit_mb, profile, settings).await?;
+        SubscriptionCmd::Create {
+            id,
+            stage_limit,
+            limits,
+            profile,
+        } => {
+            let settings = limits
+                .touches_settings()
+                .then(|| merged(Settings::default(), &limits));
+            let s = SubscriptionApiClient::create(
+                client,
+                id,
+                stage_limit,
+                limits.storage_limit_mb,
+                profile,
+                settings,
+            )
+            .await?;
             render(json, &s, one)
         }
-        SubscriptionCmd::Update { id, stage_limit, limits } => {
+        SubscriptionCmd::Update {
+            id,
+            stage_limit,
+            limits,
+        } => {
             let settings = if limits.touches_settings() {
-                Some(merged(SubscriptionApiClient::get(client, id.clone()).await?.settings, &limits))
+                Some(merged(
+                    SubscriptionApiClient::get(client, id.clone())
+                        .await?
+                        .settings,
+                    &limits,
+                ))
             } else {
                 None
             };
-            let s = SubscriptionApiClient::update(client, id, stage_limit, limits.storage_limit_mb, settings).await?;
+            let s = SubscriptionApiClient::update(
+                client,
+                id,
+                stage_limit,
+                limits.storage_limit_mb,
+                settings,
+            )
+            .await?;
             render(json, &s, one)
         }
-        SubscriptionCmd::Get { id } => render(json, &SubscriptionApiClient::get(client, id).await?, one),
-        SubscriptionCmd::List => render(json, &SubscriptionApiClient::list(client).await?, |subs| {
-            let rows: Vec<Vec<String>> = subs
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.id.to_string(),
-                        s.stage_limit.to_string(),
-                        s.storage_limit_mb.map_or("-".into(), |m| format!("{m} MB")),
-                        s.profile.clone(),
-                        s.created_at.date().to_string(),
-                    ]
-                })
-                .collect();
-            output::table(&["ID", "STAGE LIMIT", "STORAGE LIMIT", "PROFILE", "CREATED"], &rows)
-        }),
+        SubscriptionCmd::Get { id } => {
+            render(json, &SubscriptionApiClient::get(client, id).await?, one)
+        }
+        SubscriptionCmd::List => {
+            render(json, &SubscriptionApiClient::list(client).await?, |subs| {
+                let rows: Vec<Vec<String>> = subs
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.id.to_string(),
+                            s.stage_limit.to_string(),
+                            s.storage_limit_mb.map_or("-".into(), |m| format!("{m} MB")),
+                            s.profile.clone(),
+                            s.created_at.date().to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &["ID", "STAGE LIMIT", "STORAGE LIMIT", "PROFILE", "CREATED"],
+                    &rows,
+                )
+            })
+        }
         SubscriptionCmd::Delete { id } => {
             SubscriptionApiClient::delete(client, id.clone()).await?;
-            render(json, &serde_json::json!({ "deleted": id }), |_| format!("deleted {id}\n"))
+            render(json, &serde_json::json!({ "deleted": id }), |_| {
+                format!("deleted {id}\n")
+            })
         }
     }
 }
@@ -150,14 +206,34 @@ fn merged(mut settings: Settings, limits: &Limits) -> Settings {
 }
 
 fn subscription_text(s: &Subscription) -> String {
-    let env: Vec<String> = s.settings.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let env: Vec<String> = s
+        .settings
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     output::block(&[
         ("id", s.id.to_string()),
         ("stage limit", s.stage_limit.to_string()),
-        ("storage limit", s.storage_limit_mb.map_or("-".into(), |m| format!("{m} MB"))),
+        (
+            "storage limit",
+            s.storage_limit_mb.map_or("-".into(), |m| format!("{m} MB")),
+        ),
         ("profile", s.profile.clone()),
-        ("env", if env.is_empty() { "-".into() } else { env.join(" ") }),
-        ("memory limit", s.settings.memory_limit_mb.map_or("-".into(), |m| format!("{m} MB"))),
+        (
+            "env",
+            if env.is_empty() {
+                "-".into()
+            } else {
+                env.join(" ")
+            },
+        ),
+        (
+            "memory limit",
+            s.settings
+                .memory_limit_mb
+                .map_or("-".into(), |m| format!("{m} MB")),
+        ),
         ("cpu limit", output::opt(&s.settings.cpu_limit)),
         ("created", rfc3339(s.created_at)),
         ("updated", rfc3339(s.updated_at)),
@@ -177,25 +253,56 @@ fn info_text(i: &AgentInfo) -> String {
     output::block(&[
         ("version", format!("{} (API {})", i.version, i.api_version)),
         ("hostname", i.hostname.clone()),
-        ("docker", dep(i.docker.reachable, &i.docker.version, &i.docker.message)),
+        (
+            "docker",
+            dep(i.docker.reachable, &i.docker.version, &i.docker.message),
+        ),
         ("nginx", dep(i.nginx.ok, &i.nginx.version, &i.nginx.message)),
         ("uptime", format!("{}s", i.uptime_s)),
         ("subscriptions", i.subscriptions.to_string()),
-        ("stages", if stages.is_empty() { "none".into() } else { stages.join(", ") }),
+        (
+            "stages",
+            if stages.is_empty() {
+                "none".into()
+            } else {
+                stages.join(", ")
+            },
+        ),
     ])
 }
 
 fn host_text(h: &HostStats) -> String {
     let mut out = output::block(&[
-        ("cpu", format!("{} cores, {:.1}% used, load {:.2} {:.2} {:.2}", h.cpu.cores, h.cpu.usage_pct, h.cpu.load_avg[0], h.cpu.load_avg[1], h.cpu.load_avg[2])),
-        ("memory", format!("{} used of {}", output::size(h.memory.used), output::size(h.memory.total))),
+        (
+            "cpu",
+            format!(
+                "{} cores, {:.1}% used, load {:.2} {:.2} {:.2}",
+                h.cpu.cores,
+                h.cpu.usage_pct,
+                h.cpu.load_avg[0],
+                h.cpu.load_avg[1],
+                h.cpu.load_avg[2]
+            ),
+        ),
+        (
+            "memory",
+            format!(
+                "{} used of {}",
+                output::size(h.memory.used),
+                output::size(h.memory.total)
+            ),
+        ),
     ]);
     let rows: Vec<Vec<String>> = h
         .disks
         .iter()
         .map(|d| {
             let mark = if d.holds_state_dir { " (state)" } else { "" };
-            vec![format!("{}{mark}", d.mount), output::size(d.total), output::size(d.available)]
+            vec![
+                format!("{}{mark}", d.mount),
+                output::size(d.total),
+                output::size(d.available),
+            ]
         })
         .collect();
     out += "\n";

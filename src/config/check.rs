@@ -23,7 +23,11 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "{}:{}: {}", self.line, self.column, self.message)
         } else {
-            write!(f, "{}:{}: {}: {}", self.line, self.column, self.key, self.message)
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.line, self.column, self.key, self.message
+            )
         }
     }
 }
@@ -55,7 +59,12 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
             .collect());
     }
     let mut table: toml::Table = toml::from_str(text).map_err(|e| {
-        vec![at_offset(text, e.span().map_or(0, |s| s.start), "", e.message())]
+        vec![at_offset(
+            text,
+            e.span().map_or(0, |s| s.start),
+            "",
+            e.message(),
+        )]
     })?;
     let locate = |path: &[String], msg: String| {
         let offset = span_of(doc.get_ref(), path).unwrap_or(0);
@@ -115,8 +124,9 @@ fn at_offset(text: &str, offset: usize, key: &str, message: &str) -> ConfigError
 /// Where a key path starts in the source: the key itself, or the table header above it.
 fn span_of(table: &DeTable<'_>, path: &[String]) -> Option<usize> {
     let (first, rest) = path.split_first()?;
-    let (key, value): (&Spanned<_>, &Spanned<DeValue<'_>>) =
-        table.iter().find(|(k, _)| k.get_ref().as_ref() == first.as_str())?;
+    let (key, value): (&Spanned<_>, &Spanned<DeValue<'_>>) = table
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == first.as_str())?;
     if rest.is_empty() {
         return Some(key.span().start);
     }
@@ -124,7 +134,7 @@ fn span_of(table: &DeTable<'_>, path: &[String]) -> Option<usize> {
         DeValue::Table(t) => span_of(t, rest),
         DeValue::Array(a) => {
             let i: usize = rest[0].parse().ok()?;
-            let item = a.iter().nth(i)?;
+            let item = a.get(i)?;
             match item.get_ref() {
                 DeValue::Table(t) if rest.len() > 1 => span_of(t, &rest[1..]),
                 _ => Some(item.span().start),
@@ -160,9 +170,9 @@ fn ignored_segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
             v.push(key.clone());
             v
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            ignored_segments(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_segments(parent),
     }
 }
 
@@ -198,8 +208,10 @@ mod tests {
     fn reports_every_error_with_line_column_and_key() {
         let text = "[agent]\nsocket_mode = \"0999\"\nlog_format = \"xml\"\nbogus = 1\n\n[ports]\nhttp = \"9-1\"\n\n[lifecycle]\ngrace_period = \"soon\"\n";
         let errs = parse(text).unwrap_err();
-        let got: Vec<(usize, usize, &str)> =
-            errs.iter().map(|e| (e.line, e.column, e.key.as_str())).collect();
+        let got: Vec<(usize, usize, &str)> = errs
+            .iter()
+            .map(|e| (e.line, e.column, e.key.as_str()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -224,7 +236,10 @@ mod tests {
     #[test]
     fn cross_key_errors_point_at_the_key() {
         let errs = parse("[agent]\ndefault_profile = \"nope\"\n").unwrap_err();
-        assert_eq!((errs[0].line, errs[0].key.as_str()), (2, "agent.default_profile"));
+        assert_eq!(
+            (errs[0].line, errs[0].key.as_str()),
+            (2, "agent.default_profile")
+        );
     }
 
     #[test]

@@ -158,8 +158,14 @@ impl Default for Ports {
     fn default() -> Self {
         Ports {
             bind_address: std::net::IpAddr::from([127, 0, 0, 1]),
-            http: PortRange { first: 20000, last: 24999 },
-            code_server: PortRange { first: 25000, last: 29999 },
+            http: PortRange {
+                first: 20000,
+                last: 24999,
+            },
+            code_server: PortRange {
+                first: 25000,
+                last: 29999,
+            },
         }
     }
 }
@@ -201,7 +207,9 @@ impl Default for Retention {
 
 impl Default for Usage {
     fn default() -> Self {
-        Usage { interval: Dur::secs(15 * 60) }
+        Usage {
+            interval: Dur::secs(15 * 60),
+        }
     }
 }
 
@@ -256,7 +264,10 @@ impl Config {
         if !self.profiles.contains_key(&self.agent.default_profile) {
             errs.push((
                 key(&["agent", "default_profile"]),
-                format!("names no profile; defined: {:?}", self.profiles.keys().collect::<Vec<_>>()),
+                format!(
+                    "names no profile; defined: {:?}",
+                    self.profiles.keys().collect::<Vec<_>>()
+                ),
             ));
         }
         if self.ports.http.overlaps(&self.ports.code_server) {
@@ -268,22 +279,37 @@ impl Config {
         if self.agent.state_dir.as_os_str().is_empty() {
             errs.push((key(&["agent", "state_dir"]), "must not be empty".into()));
         }
-        for (k, cmd) in [("test_command", &self.nginx.test_command), ("reload_command", &self.nginx.reload_command)] {
+        for (k, cmd) in [
+            ("test_command", &self.nginx.test_command),
+            ("reload_command", &self.nginx.reload_command),
+        ] {
             if self.nginx.enabled && cmd.is_empty() {
-                errs.push((key(&["nginx", k]), "must name a command while nginx.enabled".into()));
+                errs.push((
+                    key(&["nginx", k]),
+                    "must name a command while nginx.enabled".into(),
+                ));
             }
         }
         if self.nginx.tls_certificate.is_empty() != self.nginx.tls_certificate_key.is_empty() {
-            errs.push((key(&["nginx", "tls_certificate_key"]), "set both tls_certificate and tls_certificate_key, or neither".into()));
+            errs.push((
+                key(&["nginx", "tls_certificate_key"]),
+                "set both tls_certificate and tls_certificate_key, or neither".into(),
+            ));
         }
         for p in &self.git.allowed_protocols {
             if !["https", "ssh", "http", "file"].contains(&p.as_str()) {
-                errs.push((key(&["git", "allowed_protocols"]), format!("{p:?} is not one of https, ssh, http, file")));
+                errs.push((
+                    key(&["git", "allowed_protocols"]),
+                    format!("{p:?} is not one of https, ssh, http, file"),
+                ));
             }
         }
-        for (name, _) in &self.profiles {
+        for name in self.profiles.keys() {
             if crate::core::names::SubscriptionId::parse(name).is_err() {
-                errs.push((key(&["profiles", name]), "a profile name is a DNS label (a-z, 0-9, '-')".into()));
+                errs.push((
+                    key(&["profiles", name]),
+                    "a profile name is a DNS label (a-z, 0-9, '-')".into(),
+                ));
             }
         }
         errs
@@ -297,11 +323,23 @@ impl Config {
                 keys.push(key)
             }
         };
-        diff(self.agent.state_dir != new.agent.state_dir, "agent.state_dir");
+        diff(
+            self.agent.state_dir != new.agent.state_dir,
+            "agent.state_dir",
+        );
         diff(self.agent.socket != new.agent.socket, "agent.socket");
-        diff(self.agent.socket_mode != new.agent.socket_mode, "agent.socket_mode");
-        diff(self.agent.socket_group != new.agent.socket_group, "agent.socket_group");
-        diff(self.agent.log_format != new.agent.log_format, "agent.log_format");
+        diff(
+            self.agent.socket_mode != new.agent.socket_mode,
+            "agent.socket_mode",
+        );
+        diff(
+            self.agent.socket_group != new.agent.socket_group,
+            "agent.socket_group",
+        );
+        diff(
+            self.agent.log_format != new.agent.log_format,
+            "agent.log_format",
+        );
         diff(self.docker != new.docker, "docker");
         diff(self.ports != new.ports, "ports");
         keys
@@ -328,7 +366,10 @@ mod tests {
         b.lifecycle.grace_period = Dur::secs(5);
         assert!(a.restart_needed(&b).is_empty());
         b.agent.socket = "/tmp/other.sock".into();
-        b.ports.http = PortRange { first: 30000, last: 30010 };
+        b.ports.http = PortRange {
+            first: 30000,
+            last: 30010,
+        };
         assert_eq!(a.restart_needed(&b), vec!["agent.socket", "ports"]);
     }
 }

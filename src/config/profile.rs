@@ -76,17 +76,35 @@ impl Component {
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Odoo 17 with PostgreSQL 16: the embedded default profile.
 pub fn odoo() -> Profile {
     let mut app = Component::new("odoo:17.0", 8069);
-    app.mounts = map(&[("filestore", "/var/lib/odoo"), ("addons", "/mnt/extra-addons")]);
-    app.env = map(&[("HOST", "{db_host}"), ("USER", "{db_user}"), ("PASSWORD", "{db_password}")]);
-    app.init_command = ["odoo", "-d", "{db_name}", "-i", "base", "--without-demo=all", "--stop-after-init"]
-        .map(String::from)
-        .to_vec();
+    app.mounts = map(&[
+        ("filestore", "/var/lib/odoo"),
+        ("addons", "/mnt/extra-addons"),
+    ]);
+    app.env = map(&[
+        ("HOST", "{db_host}"),
+        ("USER", "{db_user}"),
+        ("PASSWORD", "{db_password}"),
+    ]);
+    app.init_command = [
+        "odoo",
+        "-d",
+        "{db_name}",
+        "-i",
+        "base",
+        "--without-demo=all",
+        "--stop-after-init",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut db = Component::new("postgres:16", 5432);
     db.stop_signal = Some(SignalName(nix::sys::signal::Signal::SIGINT));
     db.user = Some("odoo".into());
@@ -115,4 +133,5 @@ const ODOO_NEUTRALIZE: &str = "UPDATE ir_mail_server SET active = false; \
 UPDATE fetchmail_server SET active = false; \
 UPDATE ir_cron SET active = false WHERE id NOT IN (SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'autovacuum_job'); \
 INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_encryption, active, sequence) VALUES ('neutralized: no mail leaves this stage', 'invalid', 25, 'none', true, 0)";
-const ODOO_NEUTRALIZE_CHECK: &str = "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host <> 'invalid'";
+const ODOO_NEUTRALIZE_CHECK: &str =
+    "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host <> 'invalid'";

@@ -57,7 +57,9 @@ impl PortRange {
 impl TryFrom<String> for PortRange {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a port range like \"20000-24999\" (1024-65535, first <= last)");
+        let bad = || {
+            format!("{s:?} is not a port range like \"20000-24999\" (1024-65535, first <= last)")
+        };
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
         let first: u16 = a.trim().parse().map_err(|_| bad())?;
         let last: u16 = b.trim().parse().map_err(|_| bad())?;
@@ -136,8 +138,14 @@ mod tests {
         for bad in ["1-2", "30000-20000", "abc", "20000", "20000-70000"] {
             assert!(PortRange::try_from(bad.to_string()).is_err(), "{bad}");
         }
-        assert!(r.overlaps(&PortRange { first: 24999, last: 25000 }));
-        assert!(!r.overlaps(&PortRange { first: 25000, last: 29999 }));
+        assert!(r.overlaps(&PortRange {
+            first: 24999,
+            last: 25000
+        }));
+        assert!(!r.overlaps(&PortRange {
+            first: 25000,
+            last: 29999
+        }));
         assert_eq!(FileMode::try_from("0660".to_string()).unwrap().0, 0o660);
         assert!(FileMode::try_from("0999".to_string()).is_err());
         assert_eq!(String::from(FileMode(0o660)), "0660");

@@ -3,8 +3,8 @@
 
 pub mod agent;
 pub mod error;
-pub mod names;
 pub mod interfaces;
+pub mod names;
 pub mod subscription;
 pub mod subscriptions;
 pub mod time;

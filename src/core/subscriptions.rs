@@ -52,8 +52,12 @@ impl Subscriptions {
                 Ok(s) if s.id.as_str() == key => {
                     by_id.insert(s.id.clone(), s);
                 }
-                Ok(s) => tracing::error!(record = %key, id = %s.id, "subscription record names another id; skipped"),
-                Err(e) => tracing::error!(record = %key, error = %e, "unreadable subscription record; skipped"),
+                Ok(s) => {
+                    tracing::error!(record = %key, id = %s.id, "subscription record names another id; skipped")
+                }
+                Err(e) => {
+                    tracing::error!(record = %key, error = %e, "unreadable subscription record; skipped")
+                }
             }
         }
         Ok(Subscriptions {
@@ -82,14 +86,22 @@ impl Subscriptions {
         self.read().len()
     }
 
-    pub async fn create(&self, req: NewSubscription, profiles: &[String], default_profile: &str) -> Result<Subscription> {
+    pub async fn create(
+        &self,
+        req: NewSubscription,
+        profiles: &[String],
+        default_profile: &str,
+    ) -> Result<Subscription> {
         let id = parse_id("id", &req.id)?;
         let stage_limit = check_stage_limit(req.stage_limit)?;
         let profile = req.profile.unwrap_or_else(|| default_profile.to_string());
-        if !profiles.iter().any(|p| *p == profile) {
+        if !profiles.contains(&profile) {
             return Err(Error::invalid(
                 "profile",
-                format!("no profile {profile:?} in the configuration (known: {})", profiles.join(", ")),
+                format!(
+                    "no profile {profile:?} in the configuration (known: {})",
+                    profiles.join(", ")
+                ),
             ));
         }
         let settings = req.settings.unwrap_or_default();
@@ -201,7 +213,13 @@ mod tests {
             Ok(())
         }
         fn load_all(&self, _: RecordKind) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-            Ok(self.recs.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            Ok(self
+                .recs
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect())
         }
     }
 
@@ -223,7 +241,10 @@ mod tests {
         let subs = Subscriptions::load(store.clone()).unwrap();
         let s = subs.create(new("acme"), &profiles(), "odoo").await.unwrap();
         assert_eq!(s.profile, "odoo");
-        let err = subs.create(new("acme"), &profiles(), "odoo").await.unwrap_err();
+        let err = subs
+            .create(new("acme"), &profiles(), "odoo")
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Conflict { .. }));
         let s = subs
             .update(SubscriptionPatch {
@@ -250,13 +271,26 @@ mod tests {
             Error::InvalidParams { field, .. } => field,
             other => panic!("{other:?}"),
         };
-        assert_eq!(field(subs.create(new("Bad Id"), &profiles(), "odoo").await.unwrap_err()), "id");
+        assert_eq!(
+            field(
+                subs.create(new("Bad Id"), &profiles(), "odoo")
+                    .await
+                    .unwrap_err()
+            ),
+            "id"
+        );
         let mut r = new("ok");
         r.profile = Some("nope".into());
-        assert_eq!(field(subs.create(r, &profiles(), "odoo").await.unwrap_err()), "profile");
+        assert_eq!(
+            field(subs.create(r, &profiles(), "odoo").await.unwrap_err()),
+            "profile"
+        );
         let mut r = new("ok");
         r.stage_limit = 1_000_000;
-        assert_eq!(field(subs.create(r, &profiles(), "odoo").await.unwrap_err()), "stage_limit");
+        assert_eq!(
+            field(subs.create(r, &profiles(), "odoo").await.unwrap_err()),
+            "stage_limit"
+        );
         assert!(subs.list().is_empty());
     }
 
@@ -271,7 +305,10 @@ mod tests {
             stage_limit: Some(9),
             ..Default::default()
         };
-        assert!(matches!(subs.update(patch).await, Err(Error::Internal { .. })));
+        assert!(matches!(
+            subs.update(patch).await,
+            Err(Error::Internal { .. })
+        ));
         assert_eq!(subs.get("acme").unwrap().stage_limit, 3);
         assert!(subs.create(new("beta"), &profiles(), "odoo").await.is_err());
         assert!(subs.get("beta").is_err());

@@ -81,9 +81,16 @@ pub async fn run(
     if in_flight > 0 {
         tracing::info!(connections = in_flight, "waiting for in-flight requests");
     }
-    let drained = tokio::time::timeout(drain, async { while connections.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
-        tracing::warn!(connections = connections.len(), ?drain, "in-flight requests cut off");
+        tracing::warn!(
+            connections = connections.len(),
+            ?drain,
+            "in-flight requests cut off"
+        );
         connections.abort_all();
     }
 }

@@ -13,7 +13,11 @@ use tokio::net::UnixListener;
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
     #[error("another stagelet holds {lock} (pid {pid}); it owns {socket}")]
-    Busy { lock: String, pid: String, socket: String },
+    Busy {
+        lock: String,
+        pid: String,
+        socket: String,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -70,8 +74,11 @@ fn from_listen_fds(path: &Path) -> Result<Option<ApiSocket>, SocketError> {
     };
     // SAFETY: systemd passed this descriptor to us for our exclusive use (sd_listen_fds(3)).
     let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
-    std_listener.set_nonblocking(true).map_err(io("cannot use the systemd socket", path))?;
-    let listener = UnixListener::from_std(std_listener).map_err(io("cannot use the systemd socket", path))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(io("cannot use the systemd socket", path))?;
+    let listener =
+        UnixListener::from_std(std_listener).map_err(io("cannot use the systemd socket", path))?;
     Ok(Some(ApiSocket {
         listener: Some(listener),
         path: path.to_path_buf(),
@@ -107,17 +114,23 @@ pub fn acquire(path: &Path, mode: u32, group: &str) -> Result<ApiSocket, SocketE
         .mode(0o644)
         .open(&lock_file)
         .map_err(io("cannot open", &lock_file))?;
-    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, _)| SocketError::Busy {
-        lock: lock_file.display().to_string(),
-        pid: fs::read_to_string(&lock_file).unwrap_or_default().trim().to_string(),
-        socket: path.display().to_string(),
-    })?;
+    let mut lock =
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, _)| SocketError::Busy {
+            lock: lock_file.display().to_string(),
+            pid: fs::read_to_string(&lock_file)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            socket: path.display().to_string(),
+        })?;
     lock.set_len(0).map_err(io("cannot write", &lock_file))?;
     write!(lock, "{}", std::process::id()).map_err(io("cannot write", &lock_file))?;
 
     // We hold the lock, so a socket file here is stale.
     match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("cannot remove stale", path)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io("cannot remove stale", path)(e))
+        }
         _ => {}
     }
     // Bind under a strict umask so the socket is never more open than configured, even briefly.
@@ -132,8 +145,10 @@ pub fn acquire(path: &Path, mode: u32, group: &str) -> Result<ApiSocket, SocketE
         _lock: Some(lock),
     };
     if let Some(gid) = gid {
-        nix::unistd::chown(path, None, Some(gid)).map_err(|e| io("cannot chown", path)(e.into()))?;
+        nix::unistd::chown(path, None, Some(gid))
+            .map_err(|e| io("cannot chown", path)(e.into()))?;
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io("cannot chmod", path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(io("cannot chmod", path))?;
     Ok(sock)
 }

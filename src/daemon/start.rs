@@ -60,7 +60,8 @@ pub fn print_config_errors(origin: &str, errors: &[ConfigError]) {
 }
 
 fn policy_of(config: &Config) -> AccessPolicy {
-    let (policy, missing) = AccessPolicy::resolve(&config.access.admin_groups, &config.access.reader_groups);
+    let (policy, missing) =
+        AccessPolicy::resolve(&config.access.admin_groups, &config.access.reader_groups);
     for group in missing {
         tracing::warn!(%group, "access group does not exist; it grants nothing");
     }
@@ -115,7 +116,11 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
         }
     };
     let policy: SharedPolicy = Arc::new(RwLock::new(Arc::new(policy_of(&config))));
-    let mut sock = match socket::acquire(&config.agent.socket, config.agent.socket_mode.0, &config.agent.socket_group) {
+    let mut sock = match socket::acquire(
+        &config.agent.socket,
+        config.agent.socket_mode.0,
+        &config.agent.socket_group,
+    ) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the API socket");
@@ -145,7 +150,16 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     };
     let methods = Handlers::new(agent.clone()).into_module();
     let drain = config.agent.shutdown_timeout.0;
-    serve::run(sock.take_listener(), methods, policy, async { let _ = stop_rx.await; }, drain).await;
+    serve::run(
+        sock.take_listener(),
+        methods,
+        policy,
+        async {
+            let _ = stop_rx.await;
+        },
+        drain,
+    )
+    .await;
     signal_task.abort();
     if let Some(w) = watchdog {
         w.abort();

@@ -35,7 +35,10 @@ impl DependencyProbe for HostDependencies {
                 message: v.api_version.map(|a| format!("API {a}")),
             },
             Ok(Err(e)) => failed(format!("{}: {e}", self.docker_endpoint)),
-            Err(_) => failed(format!("{}: no answer within {PROBE_TIMEOUT:?}", self.docker_endpoint)),
+            Err(_) => failed(format!(
+                "{}: no answer within {PROBE_TIMEOUT:?}",
+                self.docker_endpoint
+            )),
         }
     }
 
@@ -43,7 +46,10 @@ impl DependencyProbe for HostDependencies {
         if !self.nginx_enabled {
             return failed("disabled (nginx.enabled = false)".into());
         }
-        let run = Command::new(&self.nginx_binary).arg("-v").kill_on_drop(true).output();
+        let run = Command::new(&self.nginx_binary)
+            .arg("-v")
+            .kill_on_drop(true)
+            .output();
         match tokio::time::timeout(PROBE_TIMEOUT, run).await {
             Ok(Ok(out)) if out.status.success() => {
                 // `nginx -v` prints "nginx version: nginx/1.22.1" on stderr.
@@ -56,7 +62,10 @@ impl DependencyProbe for HostDependencies {
             }
             Ok(Ok(out)) => failed(String::from_utf8_lossy(&out.stderr).trim().to_string()),
             Ok(Err(e)) => failed(format!("{}: {e}", self.nginx_binary)),
-            Err(_) => failed(format!("{}: no answer within {PROBE_TIMEOUT:?}", self.nginx_binary)),
+            Err(_) => failed(format!(
+                "{}: no answer within {PROBE_TIMEOUT:?}",
+                self.nginx_binary
+            )),
         }
     }
 }

@@ -49,7 +49,9 @@ impl FsRecordStore {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().ok_or_else(|| io::Error::other("record path has no parent"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("record path has no parent"))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(TMP_PREFIX)
         .permissions(fs::Permissions::from_mode(mode))
@@ -78,8 +80,15 @@ impl RecordStore for FsRecordStore {
         let mut out = vec![];
         for entry in fs::read_dir(self.dir(kind))? {
             let path = entry?.path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
-            if let Some(key) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if let Some(key) = name
+                .strip_suffix(".json")
+                .filter(|_| !name.starts_with('.'))
+            {
                 out.push((key.to_string(), fs::read(&path)?));
             }
         }
@@ -96,10 +105,17 @@ mod tests {
     fn put_load_delete_and_leftover_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsRecordStore::open(dir.path()).unwrap();
-        store.put(RecordKind::Subscription, "acme", b"{\"a\":1}").unwrap();
-        store.put(RecordKind::Subscription, "acme", b"{\"a\":2}").unwrap();
+        store
+            .put(RecordKind::Subscription, "acme", b"{\"a\":1}")
+            .unwrap();
+        store
+            .put(RecordKind::Subscription, "acme", b"{\"a\":2}")
+            .unwrap();
         let path = store.path(RecordKind::Subscription, "acme");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // A temp file from a crash is ignored by load and removed by the next open.
         let junk = dir.path().join("subscriptions/.tmp-crash");
         fs::write(&junk, b"{").unwrap();

@@ -1,0 +1,237 @@
+//! Test harness: runs the real daemon binary on its own temporary directory, socket, port
+//! range, nginx directory and label prefix, so tests run in parallel and leave nothing behind.
+#![allow(dead_code)]
+
+use jsonrpsee::async_client::Client;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use stagelet::api::client::{self, HttpClient};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+pub const DAEMON: &str = env!("CARGO_BIN_EXE_stagelet");
+pub const CTL: &str = env!("CARGO_BIN_EXE_stagectl");
+
+static NEXT: AtomicU16 = AtomicU16::new(0);
+
+/// A unique small number per daemon in this process.
+fn next_slot() -> u16 {
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    pub label_prefix: String,
+    child: Option<Child>,
+}
+
+/// Deep-merges `over` into `base`.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+impl Daemon {
+    /// The test configuration, with `overrides` (TOML text) merged in.
+    pub fn config(dir: &Path, slot: u16, overrides: &str) -> (toml::Table, String) {
+        // Distinct per process and per daemon; the agent also skips ports in use.
+        let base = 30000 + (std::process::id() as u16 % 50) * 400 + (slot % 20) * 20;
+        let label_prefix = format!("io.stagelet.test.p{}s{slot}", std::process::id());
+        let text = format!(
+            r#"
+[agent]
+state_dir = "{dir}/state"
+socket = "{dir}/run/stagelet.sock"
+socket_group = ""
+shutdown_timeout = "5s"
+[docker]
+label_prefix = "{label_prefix}"
+name_prefix = "stl-p{pid}s{slot}-"
+[ports]
+http = "{h0}-{h1}"
+code_server = "{c0}-{c1}"
+[nginx]
+sites_dir = "{dir}/nginx"
+"#,
+            dir = dir.display(),
+            pid = std::process::id(),
+            h0 = base,
+            h1 = base + 9,
+            c0 = base + 10,
+            c1 = base + 19,
+        );
+        let mut table: toml::Table = toml::from_str(&text).unwrap();
+        merge(
+            &mut table,
+            toml::from_str(overrides).expect("test overrides are TOML"),
+        );
+        (table, label_prefix)
+    }
+
+    pub fn start(overrides: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        // Other uids (the access tests) must reach the socket inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (table, label_prefix) = Self::config(dir.path(), next_slot(), overrides);
+        let config_path = dir.path().join("stagelet.toml");
+        std::fs::write(&config_path, toml::to_string(&table).unwrap()).unwrap();
+        let socket = PathBuf::from(table["agent"]["socket"].as_str().unwrap());
+        let log_path = dir.path().join("daemon.log");
+        let mut d = Daemon {
+            dir,
+            socket,
+            config_path,
+            log_path,
+            label_prefix,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts the binary and waits until its socket answers.
+    pub fn spawn(&mut self) {
+        let child = self.command().spawn().expect("the daemon binary starts");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn command(&self) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let mut cmd = Command::new(DAEMON);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        cmd
+    }
+
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!(
+                    "daemon exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
+            }
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon not ready in time:\n{}", self.log());
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).unwrap();
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit in time:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        self.signal(Signal::SIGKILL);
+        self.wait_exit(Duration::from_secs(5));
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub async fn client(&self) -> Client {
+        client::connect(&self.socket)
+            .await
+            .expect("WebSocket client connects")
+    }
+
+    pub async fn http(&self) -> HttpClient {
+        HttpClient::connect(&self.socket)
+            .await
+            .expect("HTTP client connects")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Runs stagectl against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(CTL)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether a Docker engine answers. Without one, a test that needs it prints a notice and
+/// passes, unless STAGELET_TEST_REQUIRE_ENGINE=1 makes that a failure.
+pub async fn require_engine(test: &str) -> bool {
+    let up = match stagelet::runtime::docker::connect("unix:///var/run/docker.sock").await {
+        Ok(d) => d.ping().await.is_ok(),
+        Err(_) => false,
+    };
+    if !up {
+        if std::env::var("STAGELET_TEST_REQUIRE_ENGINE").as_deref() == Ok("1") {
+            panic!("{test}: no Docker engine answers, and STAGELET_TEST_REQUIRE_ENGINE=1");
+        }
+        eprintln!("SKIPPED {test}: no Docker engine answers (set STAGELET_TEST_REQUIRE_ENGINE=1 to fail instead)");
+    }
+    up
+}
+
+/// `code` and `data` of a JSON-RPC error response.
+pub fn rpc_error(resp: &serde_json::Value) -> (i64, serde_json::Value) {
+    let e = &resp["error"];
+    assert!(e.is_object(), "expected an error, got {resp}");
+    (e["code"].as_i64().unwrap(), e["data"].clone())
+}
