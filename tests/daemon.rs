@@ -229,3 +229,49 @@ fn embedded_defaults_put_state_and_socket_under_a_local_directory() {
     );
     assert!(!sock.exists());
 }
+
+#[test]
+fn tells_systemd_ready_watchdog_and_stopping() {
+    let mut d = Daemon::start("");
+    d.signal(Signal::SIGTERM);
+    d.wait_exit(Duration::from_secs(10));
+    let notify_path = d.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // systemd sets WATCHDOG_PID to the service's pid; `exec` keeps the shell's pid.
+    let log = std::fs::File::create(d.dir.path().join("notify.log")).unwrap();
+    let child = Command::new("sh")
+        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+        .arg(DAEMON)
+        .arg("--config")
+        .arg(&d.config_path)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut child = child;
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    // READY=1, then watchdog pings every 100 ms.
+    while seen.matches("WATCHDOG=1").count() < 2 {
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{e}; seen so far: {seen:?}\n{}", d.log()));
+        seen += &String::from_utf8_lossy(&buf[..n]);
+        seen.push('\n');
+    }
+    assert!(
+        seen.find("READY=1").unwrap() < seen.find("WATCHDOG=1").unwrap(),
+        "{seen}"
+    );
+    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+    while !seen.contains("STOPPING=1") {
+        let n = notify.recv(&mut buf).unwrap();
+        seen += &String::from_utf8_lossy(&buf[..n]);
+    }
+    assert!(child.wait().unwrap().success());
+}
