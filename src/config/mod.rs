@@ -8,7 +8,7 @@ use profile::Profile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use types::{Dur, FileMode, PortRange};
+use types::{BodySize, Dur, FileMode, PortRange, SafePath};
 
 pub use check::{load_file, parse, ConfigError};
 
@@ -84,6 +84,15 @@ pub struct Nginx {
     pub listen_https: u16,
     pub tls_certificate: String,
     pub tls_certificate_key: String,
+    /// The nginx master's pid file: reload checks, and SIGHUP when `reload_command` is empty.
+    pub pid_file: PathBuf,
+    /// Address the server blocks listen on; empty: every address.
+    pub listen_address: String,
+    pub client_max_body_size: BodySize,
+    /// Per-stage access and error logs go here.
+    pub log_dir: SafePath,
+    /// How long a reload may take to show new worker processes.
+    pub reload_timeout: Dur,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +190,11 @@ impl Default for Nginx {
             listen_https: 443,
             tls_certificate: String::new(),
             tls_certificate_key: String::new(),
+            pid_file: "/run/nginx.pid".into(),
+            listen_address: String::new(),
+            client_max_body_size: BodySize::try_from("100m".to_string()).expect("a valid default"),
+            log_dir: SafePath::try_from("/var/log/nginx".to_string()).expect("a valid default"),
+            reload_timeout: Dur::secs(10),
         }
     }
 }
@@ -245,6 +259,58 @@ impl Default for Config {
     }
 }
 
+impl Nginx {
+    fn cross_check(&self) -> Vec<(&'static str, String)> {
+        let mut errs = vec![];
+        if self.enabled && self.test_command.is_empty() {
+            errs.push((
+                "test_command",
+                "must name a command while nginx.enabled".into(),
+            ));
+        }
+        if self.tls_certificate.is_empty() != self.tls_certificate_key.is_empty() {
+            errs.push((
+                "tls_certificate_key",
+                "set both tls_certificate and tls_certificate_key, or neither".into(),
+            ));
+        }
+        for (k, template) in [
+            ("tls_certificate", &self.tls_certificate),
+            ("tls_certificate_key", &self.tls_certificate_key),
+        ] {
+            if !template.is_empty() && self.tls_path(template, "example.com").is_err() {
+                errs.push((k, format!("{template:?} is not an absolute path of plain characters, with {{domain}} where the domain goes")));
+            }
+        }
+        if self.listen_ip().is_err() {
+            errs.push((
+                "listen_address",
+                "must be an IP address, or empty for every address".into(),
+            ));
+        }
+        if self.listen_http == 0 || self.listen_https == 0 || self.listen_http == self.listen_https
+        {
+            errs.push((
+                "listen_https",
+                "listen_http and listen_https must be two different ports".into(),
+            ));
+        }
+        errs
+    }
+
+    /// A TLS path template with the domain filled in.
+    pub fn tls_path(&self, template: &str, domain: &str) -> Result<SafePath, String> {
+        SafePath::try_from(template.replace("{domain}", domain))
+    }
+
+    pub fn listen_ip(&self) -> Result<Option<std::net::IpAddr>, std::net::AddrParseError> {
+        match self.listen_address.as_str() {
+            "" => Ok(None),
+            a => a.parse().map(Some),
+        }
+    }
+}
+
 impl Config {
     /// Embedded defaults for a first try: state, socket and nginx files under `base`, no group.
     pub fn local(base: &Path) -> Config {
@@ -279,23 +345,12 @@ impl Config {
         if self.agent.state_dir.as_os_str().is_empty() {
             errs.push((key(&["agent", "state_dir"]), "must not be empty".into()));
         }
-        for (k, cmd) in [
-            ("test_command", &self.nginx.test_command),
-            ("reload_command", &self.nginx.reload_command),
-        ] {
-            if self.nginx.enabled && cmd.is_empty() {
-                errs.push((
-                    key(&["nginx", k]),
-                    "must name a command while nginx.enabled".into(),
-                ));
-            }
-        }
-        if self.nginx.tls_certificate.is_empty() != self.nginx.tls_certificate_key.is_empty() {
-            errs.push((
-                key(&["nginx", "tls_certificate_key"]),
-                "set both tls_certificate and tls_certificate_key, or neither".into(),
-            ));
-        }
+        errs.extend(
+            self.nginx
+                .cross_check()
+                .into_iter()
+                .map(|(k, m)| (key(&["nginx", k]), m)),
+        );
         for p in &self.git.allowed_protocols {
             if !["https", "ssh", "http", "file"].contains(&p.as_str()) {
                 errs.push((

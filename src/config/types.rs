@@ -153,3 +153,95 @@ mod tests {
         assert!(SignalName::try_from("TERM!".to_string()).is_err());
     }
 }
+
+/// An nginx size such as `"100m"`: digits and an optional k, m or g.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BodySize(String);
+
+impl BodySize {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BodySize {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let digits = s.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G']);
+        let suffix_len = s.len() - digits.len();
+        if digits.is_empty()
+            || digits.len() > 6
+            || suffix_len > 1
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(format!(
+                "{s:?} is not a size like \"100m\" (digits, then k, m or g)"
+            ));
+        }
+        Ok(BodySize(s))
+    }
+}
+
+impl From<BodySize> for String {
+    fn from(b: BodySize) -> String {
+        b.0
+    }
+}
+
+/// An absolute path of plain characters, safe to write into an nginx file unquoted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SafePath(String);
+
+impl SafePath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SafePath {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@".contains(c);
+        if !s.starts_with('/')
+            || s.len() > 1024
+            || !s.chars().all(plain)
+            || s.split('/').any(|p| p == "..")
+        {
+            return Err(format!(
+                "{s:?} is not an absolute path of letters, digits and / . _ - + @ without '..'"
+            ));
+        }
+        Ok(SafePath(s))
+    }
+}
+
+impl From<SafePath> for String {
+    fn from(p: SafePath) -> String {
+        p.0
+    }
+}
+
+#[cfg(test)]
+mod nginx_value_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_paths() {
+        for ok in ["100m", "0", "1G", "512k", "64"] {
+            assert!(BodySize::try_from(ok.to_string()).is_ok(), "{ok}");
+        }
+        for bad in ["", "m", "10mb", "1.5m", "10m;", "1 m", "9999999m"] {
+            assert!(BodySize::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+        for ok in ["/var/log/nginx", "/etc/letsencrypt/live/a.b/fullchain.pem"] {
+            assert!(SafePath::try_from(ok.to_string()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "relative", "/a/../b", "/a b", "/a;b", "/a{b}", "/a$b", "/a\nb", "/a'b",
+        ] {
+            assert!(SafePath::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+}

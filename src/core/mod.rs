@@ -5,6 +5,7 @@ pub mod agent;
 pub mod error;
 pub mod interfaces;
 pub mod names;
+pub mod site;
 pub mod subscription;
 pub mod subscriptions;
 pub mod time;

@@ -40,6 +40,10 @@ macro_rules! label_type {
         impl $name {
             pub fn parse(s: &str) -> Result<Self, String> {
                 check_label(s, LABEL_MAX).map_err(|e| format!("{} {s:?} {e}", $what))?;
+                // "--" joins subscription and stage in file names; inside a name it would be ambiguous.
+                if s.contains("--") {
+                    return Err(format!("{} {s:?} must not contain \"--\"", $what));
+                }
                 Ok(Self(s.to_string()))
             }
             pub fn as_str(&self) -> &str {
@@ -154,6 +158,7 @@ mod tests {
             &"x".repeat(33),
             "a;",
             "../a",
+            "a--b",
         ] {
             assert!(StageName::parse(bad).is_err(), "{bad:?}");
         }

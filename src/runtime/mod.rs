@@ -2,5 +2,6 @@
 
 pub mod docker;
 pub mod host;
+pub mod nginx;
 pub mod probes;
 pub mod records;

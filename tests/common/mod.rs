@@ -2,6 +2,8 @@
 //! range, nginx directory and label prefix, so tests run in parallel and leave nothing behind.
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use jsonrpsee::async_client::Client;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -234,4 +236,19 @@ pub fn rpc_error(resp: &serde_json::Value) -> (i64, serde_json::Value) {
     let e = &resp["error"];
     assert!(e.is_object(), "expected an error, got {resp}");
     (e["code"].as_i64().unwrap(), e["data"].clone())
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// `count` consecutive loopback ports for this test, distinct within the process, and skipping
+/// any that something already listens on.
+pub fn ports(count: u16) -> u16 {
+    loop {
+        let base = 40000
+            + (std::process::id() as u16 % 60) * 400
+            + NEXT_PORT.fetch_add(count, Ordering::SeqCst) % 400;
+        if (base..base + count).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
 }

@@ -1,0 +1,440 @@
+//! Rendering a stage's nginx file: pure functions of the site and the nginx settings. Every
+//! value written comes from a validated type (domain, port, IP, safe path, size), so no client
+//! string can reach the file as it is.
+
+use crate::config::types::{BodySize, SafePath};
+use crate::core::site::{CodeServerSite, SiteSpec, SiteState};
+use std::fmt::Write;
+use std::net::IpAddr;
+
+/// The nginx settings rendering needs, checked when the configuration was loaded.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub listen_address: Option<IpAddr>,
+    pub listen_http: u16,
+    pub listen_https: u16,
+    pub upstream: IpAddr,
+    /// Certificate and key templates with `{domain}`; `None`: plain HTTP.
+    pub tls: Option<(String, String)>,
+    pub client_max_body_size: BodySize,
+    pub log_dir: SafePath,
+}
+
+impl RenderOptions {
+    pub fn from_config(config: &crate::config::Config) -> RenderOptions {
+        let n = &config.nginx;
+        RenderOptions {
+            listen_address: n.listen_ip().ok().flatten(),
+            listen_http: n.listen_http,
+            listen_https: n.listen_https,
+            upstream: config.ports.bind_address,
+            tls: (!n.tls_certificate.is_empty())
+                .then(|| (n.tls_certificate.clone(), n.tls_certificate_key.clone())),
+            client_max_body_size: n.client_max_body_size.clone(),
+            log_dir: n.log_dir.clone(),
+        }
+    }
+
+    fn listen(&self, port: u16) -> String {
+        match self.listen_address {
+            None => port.to_string(),
+            Some(IpAddr::V4(a)) => format!("{a}:{port}"),
+            Some(IpAddr::V6(a)) => format!("[{a}]:{port}"),
+        }
+    }
+
+    fn upstream(&self, port: u16) -> String {
+        match self.upstream {
+            IpAddr::V4(a) => format!("http://{a}:{port}"),
+            IpAddr::V6(a) => format!("http://[{a}]:{port}"),
+        }
+    }
+}
+
+/// What one server block does.
+enum Body<'a> {
+    Proxy {
+        port: u16,
+        odoo_websocket: bool,
+    },
+    Page {
+        status: u16,
+        title: &'a str,
+        text: &'a str,
+    },
+}
+
+/// The include snippet: the WebSocket map, the TLS session cache, a catch-all default server
+/// that answers 444 to unknown hosts, and the include of `sites_dir`.
+pub fn snippet(opts: &RenderOptions, sites_dir: &SafePath) -> String {
+    let mut out = String::from(
+        "# stagelet: include this file from the http block of nginx.conf.\n\
+         # Debian: it is installed as /etc/nginx/conf.d/stagelet.conf; remove\n\
+         # /etc/nginx/sites-enabled/default, whose default_server would clash with the one below.\n\n",
+    );
+    lines(
+        &mut out,
+        0,
+        &["map $http_upgrade $stagelet_connection_upgrade {"],
+    );
+    lines(&mut out, 1, &["default upgrade;", "'' close;"]);
+    lines(
+        &mut out,
+        0,
+        &[
+            "}",
+            "",
+            "server_tokens off;",
+            "ssl_session_cache shared:stagelet_tls:10m;",
+            SSL_PROTOCOLS,
+            SSL_CIPHERS,
+            "",
+        ],
+    );
+    lines(
+        &mut out,
+        0,
+        &[
+            "# Unknown Host names must not reach the first stage's server: close them.",
+            "server {",
+        ],
+    );
+    let http = format!("listen {} default_server;", opts.listen(opts.listen_http));
+    let https = format!(
+        "listen {} ssl default_server;",
+        opts.listen(opts.listen_https)
+    );
+    lines(
+        &mut out,
+        1,
+        &[
+            &http,
+            &https,
+            "server_name _;",
+            "ssl_reject_handshake on;",
+            "access_log off;",
+            "return 444;",
+        ],
+    );
+    let include = format!("include {}/*.conf;", sites_dir.as_str());
+    lines(&mut out, 0, &["}", "", &include]);
+    out
+}
+
+/// The whole file for a stage: its own server block(s), then the code server's.
+pub fn render(site: &SiteSpec, opts: &RenderOptions) -> Result<String, String> {
+    let key = site.key();
+    let mut out = format!(
+        "# Managed by stagelet for stage {}/{}. Do not edit: it is rewritten on every change.\n",
+        site.subscription, site.name
+    );
+    let body = match site.state {
+        SiteState::Running => Body::Proxy {
+            port: site.http_port,
+            odoo_websocket: true,
+        },
+        SiteState::Stopped => Body::Page {
+            status: 503,
+            title: "Stage stopped",
+            text: "is stopped. It will answer again once it is started.",
+        },
+        SiteState::Terminated => Body::Page {
+            status: 410,
+            title: "Stage terminated",
+            text: "has been terminated and is no longer served.",
+        },
+    };
+    server(&mut out, site.domain.as_str(), &key, &body, opts)?;
+    if let Some(cs) = &site.code_server {
+        code_server(&mut out, cs, &key, opts)?;
+    }
+    Ok(out)
+}
+
+fn code_server(
+    out: &mut String,
+    cs: &CodeServerSite,
+    key: &str,
+    opts: &RenderOptions,
+) -> Result<(), String> {
+    let body = if cs.running {
+        Body::Proxy {
+            port: cs.port,
+            odoo_websocket: false,
+        }
+    } else {
+        Body::Page {
+            status: 503,
+            title: "Code server stopped",
+            text: "is a code server that is stopped.",
+        }
+    };
+    server(
+        out,
+        cs.domain.as_str(),
+        &format!("{key}--code"),
+        &body,
+        opts,
+    )
+}
+
+const SSL_PROTOCOLS: &str = "ssl_protocols TLSv1.2 TLSv1.3;";
+const SSL_CIPHERS: &str = "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;";
+const HSTS: &str = "add_header Strict-Transport-Security \"max-age=63072000\" always;";
+
+/// Appends `lines`, each indented by `depth` levels of four spaces.
+fn lines(out: &mut String, depth: usize, lines: &[&str]) {
+    for l in lines {
+        let _ = writeln!(out, "{:width$}{l}", "", width = depth * 4);
+    }
+}
+
+/// One domain: with TLS a redirect on HTTP plus the TLS server, else the plain HTTP server.
+fn server(
+    out: &mut String,
+    domain: &str,
+    log_name: &str,
+    body: &Body,
+    opts: &RenderOptions,
+) -> Result<(), String> {
+    let dir = opts.log_dir.as_str();
+    let access_log = format!("access_log {dir}/stagelet-{log_name}.access.log;");
+    let error_log = format!("error_log {dir}/stagelet-{log_name}.error.log;");
+    let name = format!("server_name {domain};");
+    let http = format!("listen {};", opts.listen(opts.listen_http));
+    match &opts.tls {
+        Some((cert, key)) => {
+            let cert = SafePath::try_from(cert.replace("{domain}", domain))?;
+            let key = SafePath::try_from(key.replace("{domain}", domain))?;
+            let redirect = format!("return 301 https://{domain}$request_uri;");
+            out.push_str("\nserver {\n");
+            lines(
+                out,
+                1,
+                &[&http, &name, &access_log, &error_log, "location / {"],
+            );
+            lines(out, 2, &[&redirect]);
+            lines(out, 1, &["}"]);
+            out.push_str("}\n\nserver {\n");
+            let https = format!("listen {} ssl http2;", opts.listen(opts.listen_https));
+            let cert = format!("ssl_certificate {};", cert.as_str());
+            let key = format!("ssl_certificate_key {};", key.as_str());
+            lines(
+                out,
+                1,
+                &[
+                    &https,
+                    &name,
+                    &access_log,
+                    &error_log,
+                    &cert,
+                    &key,
+                    SSL_PROTOCOLS,
+                    SSL_CIPHERS,
+                    "ssl_prefer_server_ciphers off;",
+                    "ssl_session_timeout 1d;",
+                    "ssl_session_tickets off;",
+                    HSTS,
+                ],
+            );
+            body_lines(out, domain, body, opts, "https");
+        }
+        None => {
+            out.push_str("\nserver {\n");
+            lines(out, 1, &[&http, &name, &access_log, &error_log]);
+            body_lines(out, domain, body, opts, "$scheme");
+        }
+    }
+    out.push_str("}\n");
+    Ok(())
+}
+
+fn body_lines(out: &mut String, domain: &str, body: &Body, opts: &RenderOptions, proto: &str) {
+    match body {
+        Body::Proxy {
+            port,
+            odoo_websocket,
+        } => {
+            let size = format!(
+                "client_max_body_size {};",
+                opts.client_max_body_size.as_str()
+            );
+            lines(
+                out,
+                1,
+                &[
+                    &size,
+                    "gzip on;",
+                    "gzip_proxied any;",
+                    "gzip_types text/plain text/css text/xml text/javascript application/javascript application/json application/xml image/svg+xml;",
+                ],
+            );
+            let pass = format!("proxy_pass {};", opts.upstream(*port));
+            let forwarded_proto = format!("proxy_set_header X-Forwarded-Proto {proto};");
+            // proxy_set_header is inherited only by blocks that set none, so each location
+            // repeats the whole set.
+            let proxy = [
+                pass.as_str(),
+                "proxy_http_version 1.1;",
+                "proxy_set_header Host $host;",
+                "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+                &forwarded_proto,
+                "proxy_set_header X-Forwarded-Host $host;",
+                "proxy_set_header X-Real-IP $remote_addr;",
+                "proxy_set_header Upgrade $http_upgrade;",
+                "proxy_set_header Connection $stagelet_connection_upgrade;",
+                "proxy_connect_timeout 10s;",
+                "proxy_read_timeout 720s;",
+                "proxy_send_timeout 720s;",
+                "proxy_redirect off;",
+            ];
+            let locations: &[&str] = if *odoo_websocket {
+                &["/websocket", "/"]
+            } else {
+                &["/"]
+            };
+            for loc in locations {
+                lines(out, 1, &[&format!("location {loc} {{")]);
+                lines(out, 2, &proxy);
+                lines(out, 1, &["}"]);
+            }
+        }
+        Body::Page {
+            status,
+            title,
+            text,
+        } => {
+            let page = format!(
+                "return {status} '<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1><p>{domain} {text}</p></body></html>\\n';"
+            );
+            lines(out, 1, &["location / {"]);
+            lines(
+                out,
+                2,
+                &[
+                    "default_type text/html;",
+                    "add_header Cache-Control \"no-store\" always;",
+                ],
+            );
+            // add_header in a location drops the server's, so HSTS is repeated here.
+            if proto == "https" {
+                lines(out, 2, &[HSTS]);
+            }
+            lines(out, 2, &[&page]);
+            lines(out, 1, &["}"]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::names::{Domain, StageName, SubscriptionId};
+
+    fn site(state: SiteState, code: Option<bool>) -> SiteSpec {
+        SiteSpec {
+            subscription: SubscriptionId::parse("acme").unwrap(),
+            name: StageName::parse("qa").unwrap(),
+            domain: Domain::parse("qa.acme.example.com").unwrap(),
+            state,
+            http_port: 20001,
+            code_server: code.map(|running| CodeServerSite {
+                domain: Domain::parse("code-qa.acme.example.com").unwrap(),
+                port: 25001,
+                running,
+            }),
+        }
+    }
+
+    fn opts(tls: bool) -> RenderOptions {
+        RenderOptions {
+            listen_address: None,
+            listen_http: 80,
+            listen_https: 443,
+            upstream: "127.0.0.1".parse().unwrap(),
+            tls: tls.then(|| {
+                (
+                    "/etc/letsencrypt/live/{domain}/fullchain.pem".to_string(),
+                    "/etc/letsencrypt/live/{domain}/privkey.pem".to_string(),
+                )
+            }),
+            client_max_body_size: BodySize::try_from("100m".to_string()).unwrap(),
+            log_dir: SafePath::try_from("/var/log/nginx".to_string()).unwrap(),
+        }
+    }
+
+    /// Compares with `tests/golden/nginx/NAME.conf`; `UPDATE_GOLDEN=1` rewrites it.
+    fn golden(name: &str, text: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/golden/nginx/{name}.conf"));
+        if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 makes it)", path.display()));
+        assert_eq!(text, want, "{name} differs from its golden file");
+    }
+
+    #[test]
+    fn golden_files() {
+        golden(
+            "running",
+            &render(&site(SiteState::Running, None), &opts(false)).unwrap(),
+        );
+        golden(
+            "stopped",
+            &render(&site(SiteState::Stopped, None), &opts(false)).unwrap(),
+        );
+        golden(
+            "terminated",
+            &render(&site(SiteState::Terminated, None), &opts(false)).unwrap(),
+        );
+        golden(
+            "running-tls",
+            &render(&site(SiteState::Running, None), &opts(true)).unwrap(),
+        );
+        golden(
+            "stopped-tls",
+            &render(&site(SiteState::Stopped, None), &opts(true)).unwrap(),
+        );
+        golden(
+            "running-code-server",
+            &render(&site(SiteState::Running, Some(true)), &opts(false)).unwrap(),
+        );
+        golden(
+            "code-server-stopped-tls",
+            &render(&site(SiteState::Running, Some(false)), &opts(true)).unwrap(),
+        );
+    }
+
+    #[test]
+    fn the_shipped_snippet_is_the_default_render() {
+        let config = crate::config::Config::default();
+        let sites = SafePath::try_from(config.nginx.sites_dir.display().to_string()).unwrap();
+        let text = snippet(&RenderOptions::from_config(&config), &sites);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/nginx/stagelet.conf");
+        if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert_eq!(text, std::fs::read_to_string(&path).unwrap());
+    }
+
+    #[test]
+    fn listen_and_upstream_addresses() {
+        let mut o = opts(false);
+        o.listen_address = Some("127.0.0.1".parse().unwrap());
+        o.listen_http = 18080;
+        o.upstream = "::1".parse().unwrap();
+        let text = render(&site(SiteState::Running, None), &o).unwrap();
+        assert!(text.contains("listen 127.0.0.1:18080;"), "{text}");
+        assert!(text.contains("proxy_pass http://[::1]:20001;"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_tls_template_is_an_error_not_a_file() {
+        let mut o = opts(true);
+        o.tls = Some(("/certs/{domain} x.pem".into(), "/k.pem".into()));
+        assert!(render(&site(SiteState::Running, None), &o).is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! A private nginx master for one test: its own prefix, config, pid file and loopback ports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct TestNginx {
+    pub prefix: PathBuf,
+    pub conf: PathBuf,
+    pub sites_dir: PathBuf,
+    pub pid_file: PathBuf,
+    pub http_port: u16,
+    pub https_port: u16,
+}
+
+impl TestNginx {
+    /// Writes the main config (including the snippet rendered for these ports) and starts the
+    /// master. `dir` must be readable by the worker user.
+    pub fn start(dir: &Path, http_port: u16, https_port: u16) -> TestNginx {
+        let prefix = dir.join("nginx");
+        let sites_dir = prefix.join("sites");
+        for sub in ["sites", "logs", "tmp"] {
+            std::fs::create_dir_all(prefix.join(sub)).unwrap();
+        }
+        let pid_file = prefix.join("nginx.pid");
+        let n = TestNginx {
+            conf: prefix.join("nginx.conf"),
+            prefix,
+            sites_dir,
+            pid_file,
+            http_port,
+            https_port,
+        };
+        std::fs::write(n.prefix.join("stagelet.conf"), n.snippet()).unwrap();
+        let p = n.prefix.display();
+        std::fs::write(
+            &n.conf,
+            format!(
+                "pid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\nworker_processes 1;\nevents {{ worker_connections 128; }}\n\
+                 http {{\n    access_log off;\n    client_body_temp_path {p}/tmp/body;\n    proxy_temp_path {p}/tmp/proxy;\n\
+                 fastcgi_temp_path {p}/tmp/fastcgi;\n    uwsgi_temp_path {p}/tmp/uwsgi;\n    scgi_temp_path {p}/tmp/scgi;\n\
+                 include {p}/stagelet.conf;\n}}\n"
+            ),
+        )
+        .unwrap();
+        let out = n.nginx(&[]).output().unwrap();
+        assert!(out.status.success(), "nginx did not start: {out:?}");
+        // The master daemonizes; it is up once its pid file names a live process.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while n.master().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no nginx master: {}",
+                n.error_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        n
+    }
+
+    fn master(&self) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        alive(pid).then_some(pid)
+    }
+
+    fn snippet(&self) -> String {
+        let mut config = stagelet::config::Config::default();
+        self.apply_to(&mut config);
+        let opts = stagelet::runtime::nginx::render::RenderOptions::from_config(&config);
+        let sites =
+            stagelet::config::types::SafePath::try_from(self.sites_dir.display().to_string())
+                .unwrap();
+        stagelet::runtime::nginx::render::snippet(&opts, &sites)
+    }
+
+    /// Points a configuration's `[nginx]` at this master.
+    pub fn apply_to(&self, config: &mut stagelet::config::Config) {
+        let c = &mut config.nginx;
+        c.sites_dir = self.sites_dir.clone();
+        c.pid_file = self.pid_file.clone();
+        c.listen_address = "127.0.0.1".into();
+        c.listen_http = self.http_port;
+        c.listen_https = self.https_port;
+        c.log_dir = stagelet::config::types::SafePath::try_from(
+            self.prefix.join("logs").display().to_string(),
+        )
+        .unwrap();
+        let base = [
+            "nginx",
+            "-p",
+            &self.prefix.display().to_string(),
+            "-c",
+            &self.conf.display().to_string(),
+        ]
+        .map(String::from);
+        c.test_command = [&base[..], &["-t".to_string(), "-q".to_string()]].concat();
+        c.reload_command = [&base[..], &["-s".to_string(), "reload".to_string()]].concat();
+    }
+
+    /// The `[nginx]` table for a daemon's TOML configuration.
+    pub fn toml(&self) -> String {
+        let mut config = stagelet::config::Config::default();
+        self.apply_to(&mut config);
+        let mut t = toml::Table::new();
+        t.insert(
+            "nginx".into(),
+            toml::Value::try_from(&config.nginx).unwrap(),
+        );
+        toml::to_string(&t).unwrap()
+    }
+
+    fn nginx(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p")
+            .arg(&self.prefix)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args);
+        cmd
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.prefix.join("logs/error.log")).unwrap_or_default()
+    }
+
+    /// GETs `path` on the HTTP port with a Host header: (status, body); status 0 when nginx
+    /// closed the connection without answering (444).
+    pub fn get(&self, host: &str, path: &str) -> (u16, String) {
+        curl(&[
+            "-H",
+            &format!("Host: {host}"),
+            &format!("http://127.0.0.1:{}{path}", self.http_port),
+        ])
+    }
+
+    /// GETs over TLS with SNI `host`, trusting only `ca`.
+    pub fn get_tls(&self, host: &str, ca: &Path) -> (u16, String) {
+        let resolve = format!("{host}:{}:127.0.0.1", self.https_port);
+        curl(&[
+            "--resolve",
+            &resolve,
+            "--cacert",
+            &ca.display().to_string(),
+            &format!("https://{host}:{}/", self.https_port),
+        ])
+    }
+
+    /// Stops the master and waits until it is gone.
+    pub fn stop(&self) {
+        let Some(pid) = self.master() else { return };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx master {pid} did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for TestNginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A daemonized master is nobody's child here, so once dead it may linger as a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next())
+            != Some("Z")
+    })
+}
+
+/// (status, body) from curl; status 0 when no HTTP answer came.
+pub fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// A self-signed certificate for `domain` at `<dir>/<domain>.pem` and `.key`.
+pub fn self_signed(dir: &Path, domain: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let cert = dir.join(format!("{domain}.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={domain}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{domain}"))
+        .arg("-keyout")
+        .arg(dir.join(format!("{domain}.key")))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    cert
+}
+
+/// A backend on loopback: busybox httpd serving `body` at `/`.
+pub struct Backend {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Backend {
+    pub fn start(dir: &Path, port: u16, body: &str) -> Backend {
+        let root = dir.join(format!("backend-{port}"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("index.html"), body).unwrap();
+        let child = Command::new("busybox")
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+            .arg(&root)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "backend on {port} did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Backend { child, port }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
