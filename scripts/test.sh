@@ -13,6 +13,8 @@ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgres
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v curl >/dev/null || missing+=(curl)
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
+command -v openssl >/dev/null || missing+=(openssl)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing: ${missing[*]}"
     apt-get update -qq
@@ -31,6 +33,17 @@ fi
 
 echo "== test images"
 tests/images/build.sh
+
+echo "== gixy over the rendered nginx configs (the golden files and the shipped snippet)"
+gixy=$(command -v gixy || true)
+if [ -z "$gixy" ]; then
+    [ -x target/gixy-venv/bin/gixy ] || { python3 -m venv target/gixy-venv && target/gixy-venv/bin/pip install -q gixy-ng; }
+    gixy=target/gixy-venv/bin/gixy
+fi
+gixy_root=$(mktemp -d)
+printf 'events {}\nhttp {\n    include %s/etc/nginx/stagelet.conf;\n    include %s/tests/golden/nginx/*.conf;\n}\n' "$PWD" "$PWD" > "$gixy_root/nginx.conf"
+"$gixy" -ll "$gixy_root/nginx.conf"
+rm -rf "$gixy_root"
 
 echo "== cargo fmt --check"
 cargo fmt --check

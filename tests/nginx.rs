@@ -394,3 +394,22 @@ async fn nginx_not_running_fails_clearly_and_disabled_writes_nothing() {
         .unwrap();
     assert_eq!(std::fs::read_dir(&s.nginx.sites_dir).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn hostile_domains_are_refused_before_anything_is_written() {
+    let s = setup();
+    let hostile = common::hostile::domains();
+    assert!(hostile.len() >= 40);
+    for raw in &hostile {
+        let err = stagelet::core::site::parse_domain("domain", raw).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidParams, "{raw:?}");
+        let obj = stagelet::api::errors::to_object(&err);
+        assert_eq!(obj.code(), -32602);
+        assert!(
+            obj.data().unwrap().get().contains("\"field\":\"domain\""),
+            "{raw:?}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&s.nginx.sites_dir).unwrap().count(), 0);
+    assert_eq!(s.sites.reloads(), 0);
+}

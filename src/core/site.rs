@@ -51,3 +51,8 @@ pub trait ProxySites: Send + Sync {
     async fn apply(&self, site: SiteSpec) -> Result<()>;
     async fn remove(&self, subscription: SubscriptionId, name: StageName) -> Result<()>;
 }
+
+/// A domain from a client, refused with `invalid_params` naming `field` unless it is valid.
+pub fn parse_domain(field: &str, raw: &str) -> Result<Domain> {
+    Domain::parse(raw).map_err(|m| super::Error::invalid(field, m))
+}
