@@ -1,12 +1,18 @@
 //! The server side of the API traits: each method turns its parameters into a core request
 //! and hands it to the agent.
 
-use super::rpc::{AgentApiServer, HostApiServer, SubscriptionApiServer};
+use super::rpc::{
+    AgentApiServer, EventsApiServer, HostApiServer, StageApiServer, SubscriptionApiServer,
+};
 use crate::core::agent::{Agent, AgentInfo};
 use crate::core::interfaces::HostStats;
+use crate::core::stage::model::StageView;
+use crate::core::stage::{NewStage, StagePatch};
 use crate::core::subscription::{Settings, Subscription};
 use crate::core::subscriptions::{NewSubscription, SubscriptionPatch};
+use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::core::{async_trait, RpcResult};
+use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::RpcModule;
 use std::sync::Arc;
 
@@ -28,7 +34,12 @@ impl Handlers {
         };
         merge(&mut module, AgentApiServer::into_rpc(self.clone()).into());
         merge(&mut module, HostApiServer::into_rpc(self.clone()).into());
-        merge(&mut module, SubscriptionApiServer::into_rpc(self).into());
+        merge(
+            &mut module,
+            SubscriptionApiServer::into_rpc(self.clone()).into(),
+        );
+        merge(&mut module, StageApiServer::into_rpc(self.clone()).into());
+        merge(&mut module, EventsApiServer::into_rpc(self).into());
         module
     }
 }
@@ -93,5 +104,127 @@ impl SubscriptionApiServer for Handlers {
 
     async fn delete(&self, id: String) -> RpcResult<()> {
         Ok(self.agent.delete_subscription(&id).await?)
+    }
+}
+
+#[async_trait]
+impl StageApiServer for Handlers {
+    async fn create(
+        &self,
+        subscription: String,
+        name: String,
+        stage_type: String,
+        domain: String,
+        end_date: Option<String>,
+        grace_period_s: Option<u64>,
+        clone_from: Option<String>,
+    ) -> RpcResult<StageView> {
+        let req = NewStage {
+            name,
+            stage_type,
+            domain,
+            end_date,
+            grace_period_s,
+            clone_from,
+        };
+        Ok(self.agent.create_stage(&subscription, req).await?)
+    }
+
+    async fn get(&self, stage: String) -> RpcResult<StageView> {
+        Ok(self.agent.get_stage(&stage).await?)
+    }
+
+    async fn list(
+        &self,
+        subscription: Option<String>,
+        state: Option<String>,
+        stage_type: Option<String>,
+    ) -> RpcResult<Vec<StageView>> {
+        Ok(self
+            .agent
+            .list_stages(
+                subscription.as_deref(),
+                state.as_deref(),
+                stage_type.as_deref(),
+            )
+            .await?)
+    }
+
+    async fn start(&self, stage: String) -> RpcResult<StageView> {
+        Ok(self.agent.start_stage(&stage).await?)
+    }
+
+    async fn stop(&self, stage: String, grace_period_s: Option<u64>) -> RpcResult<StageView> {
+        Ok(self.agent.stop_stage(&stage, grace_period_s).await?)
+    }
+
+    async fn restart(&self, stage: String, grace_period_s: Option<u64>) -> RpcResult<StageView> {
+        Ok(self.agent.restart_stage(&stage, grace_period_s).await?)
+    }
+
+    async fn terminate(&self, stage: String) -> RpcResult<StageView> {
+        Ok(self.agent.terminate_stage(&stage).await?)
+    }
+
+    async fn restore(&self, stage: String) -> RpcResult<StageView> {
+        Ok(self.agent.restore_stage(&stage).await?)
+    }
+
+    async fn cancel(&self, stage: String) -> RpcResult<StageView> {
+        Ok(self.agent.cancel_stage(&stage).await?)
+    }
+
+    async fn update(
+        &self,
+        stage: String,
+        end_date: Option<String>,
+        stage_type: Option<String>,
+        grace_period_s: Option<u64>,
+    ) -> RpcResult<StageView> {
+        let patch = StagePatch {
+            end_date,
+            stage_type,
+            grace_period_s,
+        };
+        Ok(self.agent.update_stage(&stage, patch).await?)
+    }
+}
+
+#[async_trait]
+impl EventsApiServer for Handlers {
+    async fn watch(
+        &self,
+        pending: PendingSubscriptionSink,
+        stage: Option<String>,
+    ) -> SubscriptionResult {
+        // A stage filter is matched by reference or UUID as the events carry both.
+        let filter = match stage {
+            Some(r) => match self.agent.stages().find(&r) {
+                Ok(s) => Some(s.uuid.to_string()),
+                // Not made yet (a create about to start): match by reference.
+                Err(_) => Some(r),
+            },
+            None => None,
+        };
+        let mut events = self.agent.stages().events.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return Ok(()),
+            };
+            if filter
+                .as_ref()
+                .is_some_and(|f| *f != event.stage && *f != event.uuid.to_string())
+            {
+                continue;
+            }
+            let msg =
+                jsonrpsee::SubscriptionMessage::from(serde_json::value::to_raw_value(&event)?);
+            if sink.send(msg).await.is_err() {
+                return Ok(());
+            }
+        }
     }
 }

@@ -1,10 +1,14 @@
 //! The API, declared once. The macro generates the server traits the daemon implements and the
 //! client the CLI and the tests call. Parameters are by name.
+// Named parameters mirror the contract one to one; the macro's generated items inherit this.
+#![allow(clippy::too_many_arguments)]
 
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
+use crate::core::stage::events::Event;
+use crate::core::stage::model::StageView;
 use crate::core::subscription::{Settings, Subscription};
-use jsonrpsee::core::RpcResult;
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 
 #[rpc(server, client, namespace = "agent", namespace_separator = ".")]
@@ -52,4 +56,66 @@ pub trait SubscriptionApi {
     /// Refused while the subscription has stages that are not cancelled.
     #[method(name = "delete", param_kind = map)]
     async fn delete(&self, id: String) -> RpcResult<()>;
+}
+
+#[rpc(server, client, namespace = "stage", namespace_separator = ".")]
+pub trait StageApi {
+    /// Creates a stage and returns it running, or fails with everything made rolled back.
+    #[method(name = "create", param_kind = map)]
+    async fn create(
+        &self,
+        subscription: String,
+        name: String,
+        #[argument(rename = "type")] stage_type: String,
+        domain: String,
+        end_date: Option<String>,
+        grace_period_s: Option<u64>,
+        clone_from: Option<String>,
+    ) -> RpcResult<StageView>;
+
+    #[method(name = "get", param_kind = map)]
+    async fn get(&self, stage: String) -> RpcResult<StageView>;
+
+    #[method(name = "list", param_kind = map)]
+    async fn list(
+        &self,
+        subscription: Option<String>,
+        state: Option<String>,
+        #[argument(rename = "type")] stage_type: Option<String>,
+    ) -> RpcResult<Vec<StageView>>;
+
+    #[method(name = "start", param_kind = map)]
+    async fn start(&self, stage: String) -> RpcResult<StageView>;
+
+    #[method(name = "stop", param_kind = map)]
+    async fn stop(&self, stage: String, grace_period_s: Option<u64>) -> RpcResult<StageView>;
+
+    #[method(name = "restart", param_kind = map)]
+    async fn restart(&self, stage: String, grace_period_s: Option<u64>) -> RpcResult<StageView>;
+
+    #[method(name = "terminate", param_kind = map)]
+    async fn terminate(&self, stage: String) -> RpcResult<StageView>;
+
+    #[method(name = "restore", param_kind = map)]
+    async fn restore(&self, stage: String) -> RpcResult<StageView>;
+
+    #[method(name = "cancel", param_kind = map)]
+    async fn cancel(&self, stage: String) -> RpcResult<StageView>;
+
+    /// `end_date: ""` clears the end date.
+    #[method(name = "update", param_kind = map)]
+    async fn update(
+        &self,
+        stage: String,
+        end_date: Option<String>,
+        #[argument(rename = "type")] stage_type: Option<String>,
+        grace_period_s: Option<u64>,
+    ) -> RpcResult<StageView>;
+}
+
+#[rpc(server, client, namespace = "events", namespace_separator = ".")]
+pub trait EventsApi {
+    /// Every step of every operation, or of one stage (`SUBSCRIPTION/NAME` or UUID).
+    #[subscription(name = "subscribe", unsubscribe = "unsubscribe", item = Event, param_kind = map)]
+    async fn watch(&self, stage: Option<String>) -> SubscriptionResult;
 }

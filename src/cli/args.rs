@@ -30,6 +30,9 @@ pub enum Command {
     /// Subscriptions (tenants)
     #[command(subcommand, alias = "sub")]
     Subscription(SubscriptionCmd),
+    /// Stages: create, list, stop, start, terminate, restore, cancel, ...
+    #[command(subcommand)]
+    Stage(StageCmd),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -93,4 +96,72 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StageCmd {
+    /// Create a stage and watch its steps
+    Create {
+        /// SUBSCRIPTION/NAME
+        stage: String,
+        #[arg(long = "type", value_parser = ["dev", "qa", "prod"])]
+        stage_type: String,
+        #[arg(long)]
+        domain: String,
+        /// RFC 3339 time after which the stage is stopped
+        #[arg(long)]
+        end_date: Option<String>,
+        /// Seconds between the stop signal and SIGKILL
+        #[arg(long)]
+        grace_period_s: Option<u64>,
+    },
+    /// List stages
+    #[command(alias = "ls")]
+    List {
+        #[arg(long)]
+        subscription: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long = "type")]
+        stage_type: Option<String>,
+    },
+    /// Show one stage
+    Get {
+        stage: String,
+    },
+    Start {
+        stage: String,
+    },
+    Stop {
+        stage: String,
+        #[arg(long)]
+        grace_period_s: Option<u64>,
+    },
+    Restart {
+        stage: String,
+        #[arg(long)]
+        grace_period_s: Option<u64>,
+    },
+    /// Stop, remove the containers, keep the data until purge
+    Terminate {
+        stage: String,
+    },
+    /// Bring a terminated stage back, stopped
+    Restore {
+        stage: String,
+    },
+    /// Remove everything of the stage, data included
+    Cancel {
+        stage: String,
+    },
+    /// Change the end date ("" clears it), type or grace period
+    Update {
+        stage: String,
+        #[arg(long)]
+        end_date: Option<String>,
+        #[arg(long = "type", value_parser = ["dev", "qa", "prod"])]
+        stage_type: Option<String>,
+        #[arg(long)]
+        grace_period_s: Option<u64>,
+    },
 }

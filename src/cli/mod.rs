@@ -5,5 +5,6 @@ pub mod args;
 pub mod exit;
 pub mod output;
 mod run;
+mod stage;
 
 pub use run::main;

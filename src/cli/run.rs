@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// A failure and the exit status it maps to.
-struct Failure(u8, String);
+pub struct Failure(pub u8, pub String);
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
@@ -81,7 +81,7 @@ fn socket_path(given: Option<PathBuf>) -> PathBuf {
     })
 }
 
-fn render<T: Serialize>(
+pub fn render<T: Serialize>(
     json: bool,
     value: &T,
     human: impl FnOnce(&T) -> String,
@@ -105,6 +105,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Info => render(json, &client.info().await?, info_text),
         Command::Host => render(json, &client.stats().await?, host_text),
         Command::Subscription(cmd) => subscription(&client, cmd, json).await,
+        Command::Stage(cmd) => super::stage::run(&client, cmd, json).await,
         Command::Completions { .. } => unreachable!("handled before connecting"),
     }
 }

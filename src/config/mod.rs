@@ -14,6 +14,17 @@ pub use check::{load_file, parse, ConfigError};
 
 pub const DEFAULT_PATH: &str = "/etc/stagelet/stagelet.toml";
 
+/// The live configuration, swapped whole on a reload; readers clone the inner `Arc`.
+pub type SharedConfig = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Config>>>;
+
+pub fn shared(config: Config) -> SharedConfig {
+    std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(config)))
+}
+
+pub fn current(shared: &SharedConfig) -> std::sync::Arc<Config> {
+    shared.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -101,6 +112,8 @@ pub struct Lifecycle {
     pub grace_period: Dur,
     pub retention: Retention,
     pub expiry_grace: Dur,
+    /// How often expiry and purge are checked (and a failed start-up reconcile retried).
+    pub scheduler_interval: Dur,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +218,7 @@ impl Default for Lifecycle {
             grace_period: Dur::secs(60),
             retention: Retention::default(),
             expiry_grace: Dur::secs(0),
+            scheduler_interval: Dur::secs(60),
         }
     }
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
-    #[serde(default = "default_grace")]
-    pub grace_period: Dur,
+    /// Empty: `lifecycle.grace_period`.
+    #[serde(default)]
+    pub grace_period: Option<Dur>,
     #[serde(default)]
     pub active_users_query: String,
     /// Run on dev/qa clones before their app first starts.
@@ -20,10 +21,6 @@ pub struct Profile {
     pub db: Component,
     #[serde(default)]
     pub code_server: Option<Component>,
-}
-
-fn default_grace() -> Dur {
-    Dur::secs(60)
 }
 
 /// One container of a stage.
@@ -118,7 +115,7 @@ pub fn odoo() -> Profile {
     code_server.password_env = Some("PASSWORD".into());
     code_server.mounts = map(&[("addons", "/home/coder/project")]);
     Profile {
-        grace_period: default_grace(),
+        grace_period: Some(Dur::secs(60)),
         active_users_query: "SELECT count(*) FROM res_users WHERE active AND NOT share".into(),
         neutralize_sql: ODOO_NEUTRALIZE.into(),
         neutralize_check: ODOO_NEUTRALIZE_CHECK.into(),

@@ -2,18 +2,21 @@
 //! registries and the probes.
 
 use super::interfaces::{DependencyProbe, HostProbe, HostStats, RecordStore};
+use super::stage::model::{Stage, StageState, StageType, StageView, StopReason};
+use super::stage::{NewStage, StageDeps, StagePatch, Stages};
 use super::subscription::Subscription;
 use super::subscriptions::{NewSubscription, SubscriptionPatch, Subscriptions};
-use super::Result;
-use crate::config::Config;
+use super::{Error, Result};
+use crate::config::{Config, SharedConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub struct Agent {
-    config: RwLock<Arc<Config>>,
+    config: SharedConfig,
     subscriptions: Subscriptions,
+    stages: Stages,
     host: Arc<dyn HostProbe>,
     deps: Arc<dyn DependencyProbe>,
     started: Instant,
@@ -48,14 +51,16 @@ pub struct NginxInfo {
 
 impl Agent {
     pub fn new(
-        config: Config,
+        config: SharedConfig,
         store: Arc<dyn RecordStore>,
+        stage_deps: StageDeps,
         host: Arc<dyn HostProbe>,
         deps: Arc<dyn DependencyProbe>,
     ) -> Result<Self> {
         Ok(Agent {
-            config: RwLock::new(Arc::new(config)),
+            config,
             subscriptions: Subscriptions::load(store)?,
+            stages: Stages::load(stage_deps)?,
             host,
             deps,
             started: Instant::now(),
@@ -104,7 +109,7 @@ impl Agent {
             },
             uptime_s: self.started.elapsed().as_secs(),
             subscriptions: self.subscriptions.count(),
-            stages: BTreeMap::new(),
+            stages: self.stages.counts(),
         }
     }
 
@@ -136,8 +141,152 @@ impl Agent {
         self.subscriptions.list()
     }
 
-    /// Stages arrive with the lifecycle; until then no stage can hold a subscription.
+    /// Refused while the subscription has a stage that is not cancelled.
     pub async fn delete_subscription(&self, id: &str) -> Result<()> {
+        let holding: Vec<String> = self
+            .stages
+            .live()
+            .iter()
+            .filter(|s| s.subscription.as_str() == id)
+            .map(|s| s.reference())
+            .collect();
+        if !holding.is_empty() {
+            return Err(Error::InvalidState {
+                what: format!(
+                    "subscription {id} still has stages ({}); cancel them first: it",
+                    holding.join(", ")
+                ),
+                state: "in_use".into(),
+                allowed: vec!["no stages".into()],
+            });
+        }
         self.subscriptions.delete(id).await
+    }
+
+    pub fn stages(&self) -> &Stages {
+        &self.stages
+    }
+
+    async fn view(&self, stage: &Stage) -> StageView {
+        self.stages.view(&self.config(), stage).await
+    }
+
+    pub async fn create_stage(&self, subscription: &str, req: NewStage) -> Result<StageView> {
+        let sub = self.subscriptions.get(subscription).map_err(|e| match e {
+            Error::InvalidParams { message, .. } => Error::invalid("subscription", message),
+            other => other,
+        })?;
+        let stage = self.stages.create(&self.config(), &sub, req).await?;
+        Ok(self.view(&stage).await)
+    }
+
+    pub async fn get_stage(&self, reference: &str) -> Result<StageView> {
+        let stage = self.stages.find(reference)?;
+        Ok(self.view(&stage).await)
+    }
+
+    pub async fn list_stages(
+        &self,
+        subscription: Option<&str>,
+        state: Option<&str>,
+        stage_type: Option<&str>,
+    ) -> Result<Vec<StageView>> {
+        let state = state
+            .map(|s| {
+                StageState::parse(s)
+                    .ok_or_else(|| Error::invalid("state", format!("{s:?} is not a stage state")))
+            })
+            .transpose()?;
+        let stage_type = stage_type
+            .map(|t| {
+                StageType::parse(t).ok_or_else(|| {
+                    Error::invalid("type", format!("{t:?} is not one of dev, qa, prod"))
+                })
+            })
+            .transpose()?;
+        let mut stages: Vec<Stage> = self
+            .stages
+            .all()
+            .into_iter()
+            .filter(|s| subscription.is_none_or(|id| s.subscription.as_str() == id))
+            .filter(|s| state.is_none_or(|st| s.state == st))
+            .filter(|s| stage_type.is_none_or(|t| s.stage_type == t))
+            .collect();
+        stages.sort_by(|a, b| {
+            (a.subscription.as_str(), a.name.as_str(), a.created_at).cmp(&(
+                b.subscription.as_str(),
+                b.name.as_str(),
+                b.created_at,
+            ))
+        });
+        let config = self.config();
+        let views = stages.iter().map(|s| self.stages.view(&config, s));
+        Ok(futures::future::join_all(views).await)
+    }
+
+    pub async fn stop_stage(
+        &self,
+        reference: &str,
+        grace_period_s: Option<u64>,
+    ) -> Result<StageView> {
+        let s = self
+            .stages
+            .stop(&self.config(), reference, grace_period_s, StopReason::User)
+            .await?;
+        Ok(self.view(&s).await)
+    }
+
+    pub async fn start_stage(&self, reference: &str) -> Result<StageView> {
+        let s = self.stages.start(&self.config(), reference).await?;
+        Ok(self.view(&s).await)
+    }
+
+    pub async fn restart_stage(
+        &self,
+        reference: &str,
+        grace_period_s: Option<u64>,
+    ) -> Result<StageView> {
+        let s = self
+            .stages
+            .restart(&self.config(), reference, grace_period_s)
+            .await?;
+        Ok(self.view(&s).await)
+    }
+
+    pub async fn terminate_stage(&self, reference: &str) -> Result<StageView> {
+        let s = self.stages.terminate(&self.config(), reference).await?;
+        Ok(self.view(&s).await)
+    }
+
+    pub async fn restore_stage(&self, reference: &str) -> Result<StageView> {
+        let s = self.stages.restore(&self.config(), reference).await?;
+        Ok(self.view(&s).await)
+    }
+
+    pub async fn cancel_stage(&self, reference: &str) -> Result<StageView> {
+        let s = self.stages.cancel(&self.config(), reference).await?;
+        Ok(self.view(&s).await)
+    }
+
+    pub async fn update_stage(&self, reference: &str, patch: StagePatch) -> Result<StageView> {
+        let s = self.stages.update(&self.config(), reference, patch).await?;
+        Ok(self.view(&s).await)
+    }
+
+    /// Reconcile (until it succeeds once) and the scheduled work, every `interval`.
+    pub async fn run_background(self: Arc<Self>, interval: std::time::Duration) {
+        let mut reconciled = false;
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let config = self.config();
+            if !reconciled {
+                match self.stages.reconcile(&config).await {
+                    Ok(()) => reconciled = true,
+                    Err(e) => tracing::warn!(error = %e, "reconcile failed; retrying"),
+                }
+            }
+            self.stages.run_due(&config, super::time::now()).await;
+        }
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod agent;
 pub mod error;
+pub mod failpoint;
 pub mod interfaces;
 pub mod names;
 pub mod site;
+pub mod stage;
 pub mod subscription;
 pub mod subscriptions;
 pub mod time;

@@ -8,6 +8,11 @@ use crate::api::handlers::Handlers;
 use crate::api::middleware::SharedPolicy;
 use crate::config::{self, Config, ConfigError};
 use crate::core::agent::Agent;
+use crate::core::stage::StageDeps;
+use crate::runtime::engine::DockerEngine;
+use crate::runtime::hostfs::{BindProbe, DataDirs};
+use crate::runtime::nginx::NginxSites;
+use crate::runtime::pgdb::Postgres;
 use crate::runtime::{host::SysHost, probes::HostDependencies, records::FsRecordStore};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -108,7 +113,19 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
         nginx_binary: nginx_binary(&config),
     });
     let host = Arc::new(SysHost::new(&config.agent.state_dir));
-    let agent = match Agent::new(config.clone(), store, host, deps) {
+    let shared = crate::config::shared(config.clone());
+    let live = shared.clone();
+    let stage_deps = StageDeps {
+        store: store.clone(),
+        engine: Arc::new(DockerEngine::new(&config.docker.endpoint)),
+        db: Arc::new(Postgres),
+        dirs: Arc::new(DataDirs {
+            data_root: config.agent.state_dir.join("data"),
+        }),
+        proxy: NginxSites::start(Arc::new(move || crate::config::current(&live))),
+        ports: Arc::new(BindProbe),
+    };
+    let agent = match Agent::new(shared, store, stage_deps, host, deps) {
         Ok(a) => Arc::new(a),
         Err(e) => {
             tracing::error!(error = %e, "cannot load the records");
@@ -130,6 +147,11 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     tracing::info!(socket = %sock.path.display(), systemd = sock.from_systemd(), version = env!("CARGO_PKG_VERSION"), "listening");
     notify::ready();
     let watchdog = notify::spawn_watchdog();
+    let background = tokio::spawn(
+        agent
+            .clone()
+            .run_background(config.lifecycle.scheduler_interval.0),
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_task = {
@@ -161,6 +183,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     )
     .await;
     signal_task.abort();
+    background.abort();
     if let Some(w) = watchdog {
         w.abort();
     }

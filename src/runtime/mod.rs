@@ -1,7 +1,10 @@
 //! The runtime side: the core's interfaces implemented on the real host.
 
 pub mod docker;
+pub mod engine;
 pub mod host;
+pub mod hostfs;
 pub mod nginx;
+pub mod pgdb;
 pub mod probes;
 pub mod records;

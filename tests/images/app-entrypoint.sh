@@ -2,6 +2,10 @@
 # The app stand-in: serves HTTP with busybox httpd and traps SIGTERM so a grace period can be
 # observed. APP_PORT (default 8069) is the port; TERM_DELAY seconds pass between SIGTERM and
 # exit; IGNORE_TERM=1 ignores SIGTERM entirely (only SIGKILL stops it).
+# With arguments it runs them instead, as image entrypoints do (the init_command uses this).
+if [ $# -gt 0 ]; then
+    exec "$@"
+fi
 PORT="${APP_PORT:-8069}"
 mkdir -p /www/cgi-bin
 printf 'stagelet test app %s\n' "${APP_ID:-$HOSTNAME}" > /www/index.html

@@ -1,0 +1,167 @@
+//! `stagectl stage ...`: stage commands, with `create` showing its steps live.
+
+use super::args::StageCmd;
+use super::output;
+use super::run::{render, Failure};
+use crate::api::rpc::{EventsApiClient, StageApiClient};
+use crate::core::stage::model::StageView;
+use jsonrpsee::async_client::Client;
+use std::io::Write;
+
+pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, Failure> {
+    let one = |s: &StageView| stage_text(s);
+    match cmd {
+        StageCmd::Create {
+            stage,
+            stage_type,
+            domain,
+            end_date,
+            grace_period_s,
+        } => {
+            let (sub, name) = stage.split_once('/').ok_or_else(|| {
+                Failure(
+                    super::exit::status(crate::core::ErrorKind::InvalidParams),
+                    format!("stage: {stage:?} is not SUBSCRIPTION/NAME"),
+                )
+            })?;
+            // Watch the steps while the create runs.
+            let mut events = EventsApiClient::watch(client, Some(stage.clone())).await?;
+            let create = StageApiClient::create(
+                client,
+                sub.into(),
+                name.into(),
+                stage_type,
+                domain,
+                end_date,
+                grace_period_s,
+                None,
+            );
+            tokio::pin!(create);
+            let result = loop {
+                tokio::select! {
+                    r = &mut create => break r,
+                    Some(Ok(e)) = events.next() => {
+                        if !json {
+                            eprintln!("  {} {:<12} {}", e.operation, e.step, e.message);
+                            let _ = std::io::stderr().flush();
+                        }
+                    }
+                }
+            };
+            let s = result?;
+            render(json, &s, |s| {
+                format!("{}\nhttp://{}/\n", stage_text(s), s.domain)
+            })
+        }
+        StageCmd::List {
+            subscription,
+            state,
+            stage_type,
+        } => {
+            let list = StageApiClient::list(client, subscription, state, stage_type).await?;
+            render(json, &list, |list| {
+                let now = time::OffsetDateTime::now_utc();
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            format!("{}/{}", s.subscription, s.name),
+                            s.stage_type.as_str().to_string(),
+                            s.state.as_str().to_string(),
+                            s.domain.clone(),
+                            output::opt(&s.http_port),
+                            age(&s.created_at, now),
+                        ]
+                    })
+                    .collect();
+                output::table(&["STAGE", "TYPE", "STATE", "DOMAIN", "PORT", "AGE"], &rows)
+            })
+        }
+        StageCmd::Get { stage } => render(json, &StageApiClient::get(client, stage).await?, one),
+        StageCmd::Start { stage } => {
+            render(json, &StageApiClient::start(client, stage).await?, one)
+        }
+        StageCmd::Stop {
+            stage,
+            grace_period_s,
+        } => render(
+            json,
+            &StageApiClient::stop(client, stage, grace_period_s).await?,
+            one,
+        ),
+        StageCmd::Restart {
+            stage,
+            grace_period_s,
+        } => render(
+            json,
+            &StageApiClient::restart(client, stage, grace_period_s).await?,
+            one,
+        ),
+        StageCmd::Terminate { stage } => {
+            render(json, &StageApiClient::terminate(client, stage).await?, one)
+        }
+        StageCmd::Restore { stage } => {
+            render(json, &StageApiClient::restore(client, stage).await?, one)
+        }
+        StageCmd::Cancel { stage } => {
+            render(json, &StageApiClient::cancel(client, stage).await?, one)
+        }
+        StageCmd::Update {
+            stage,
+            end_date,
+            stage_type,
+            grace_period_s,
+        } => render(
+            json,
+            &StageApiClient::update(client, stage, end_date, stage_type, grace_period_s).await?,
+            one,
+        ),
+    }
+}
+
+/// "3d", "5h", "12m", "40s" since an RFC 3339 time.
+fn age(created: &str, now: time::OffsetDateTime) -> String {
+    let Ok(t) =
+        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+    else {
+        return "-".into();
+    };
+    let s = (now - t).whole_seconds().max(0);
+    match s {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn stage_text(s: &StageView) -> String {
+    let components: Vec<String> = s
+        .components
+        .iter()
+        .map(|(k, c)| format!("{k} {}", c.status))
+        .collect();
+    let mut pairs = vec![
+        ("stage", format!("{}/{}", s.subscription, s.name)),
+        ("uuid", s.uuid.to_string()),
+        ("type", s.stage_type.as_str().to_string()),
+        ("state", s.state.as_str().to_string()),
+        ("domain", s.domain.clone()),
+        ("http port", output::opt(&s.http_port)),
+        ("containers", components.join(", ")),
+        ("addons dir", s.addons_dir.clone()),
+        ("created", s.created_at.clone()),
+        ("end date", output::opt(&s.end_date)),
+        ("purge at", output::opt(&s.purge_at)),
+    ];
+    if let Some(r) = s.stop_reason {
+        pairs.push(("stop reason", format!("{r:?}").to_lowercase()));
+    }
+    if let Some(e) = &s.last_error {
+        pairs.push(("last error", e.clone()));
+    }
+    if !s.drift.is_empty() {
+        pairs.push(("drift", s.drift.join("; ")));
+    }
+    output::block(&pairs)
+}

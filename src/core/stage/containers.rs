@@ -1,0 +1,232 @@
+//! Pure construction of a stage's container specs from its profile: names, labels,
+//! placeholders, mounts, limits, the published port.
+
+use super::interfaces::ContainerSpec;
+use super::model::Stage;
+use crate::config::profile::{Component, Profile};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Where names and labels come from (`[docker]`).
+#[derive(Debug, Clone)]
+pub struct Naming {
+    pub label_prefix: String,
+    pub name_prefix: String,
+}
+
+pub const APP: &str = "app";
+pub const DB: &str = "db";
+pub const INIT: &str = "init";
+
+impl Naming {
+    pub fn container(&self, stage: &Stage, component: &str) -> String {
+        format!(
+            "{}{}-{}-{component}",
+            self.name_prefix, stage.subscription, stage.name
+        )
+    }
+
+    pub fn network(&self, stage: &Stage) -> String {
+        format!("{}{}-{}", self.name_prefix, stage.subscription, stage.name)
+    }
+
+    pub fn stage_label(&self) -> String {
+        format!("{}.stage", self.label_prefix)
+    }
+
+    pub fn labels(&self, stage: &Stage, component: &str) -> BTreeMap<String, String> {
+        let p = &self.label_prefix;
+        BTreeMap::from([
+            (format!("{p}.stage"), stage.uuid.to_string()),
+            (format!("{p}.subscription"), stage.subscription.to_string()),
+            (format!("{p}.name"), stage.name.to_string()),
+            (format!("{p}.component"), component.to_string()),
+        ])
+    }
+}
+
+/// The database user the db component initialises and the app connects as.
+pub fn db_user(profile: &Profile) -> String {
+    profile.db.user.clone().unwrap_or_else(|| "postgres".into())
+}
+
+/// Replaces `{db_host}`, `{db_user}`, `{db_password}`, `{db_name}`, `{stage}`,
+/// `{subscription}` and `{domain}`.
+pub fn expand(template: &str, stage: &Stage, profile: &Profile) -> String {
+    let vars = [
+        ("{db_host}", DB.to_string()),
+        ("{db_user}", db_user(profile)),
+        ("{db_password}", stage.db_password.clone()),
+        ("{db_name}", stage.db_name().to_string()),
+        ("{stage}", stage.name.to_string()),
+        ("{subscription}", stage.subscription.to_string()),
+        ("{domain}", stage.domain.to_string()),
+    ];
+    vars.iter()
+        .fold(template.to_string(), |s, (k, v)| s.replace(k, v))
+}
+
+/// The inputs every spec of a stage shares.
+pub struct SpecContext<'a> {
+    pub naming: &'a Naming,
+    pub stage: &'a Stage,
+    pub profile: &'a Profile,
+    pub data_dir: &'a Path,
+    pub grace_s: u64,
+}
+
+impl SpecContext<'_> {
+    fn base(&self, component: &Component, role: &str, default_signal: &str) -> ContainerSpec {
+        let s = self.stage;
+        let mounts = component
+            .mounts
+            .iter()
+            .map(|(dir, path)| (self.data_dir.join(dir), path.clone()))
+            .collect();
+        let env = component
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), expand(v, s, self.profile)))
+            .collect();
+        let memory_mb = s.settings.memory_limit_mb.or(component.memory_limit_mb);
+        let cpus = s.settings.cpu_limit.or(component.cpu_limit);
+        ContainerSpec {
+            name: self.naming.container(s, role),
+            image: component.image.clone(),
+            command: component
+                .command
+                .iter()
+                .map(|c| expand(c, s, self.profile))
+                .collect(),
+            env,
+            labels: self.naming.labels(s, role),
+            network: self.naming.network(s),
+            aliases: vec![],
+            mounts,
+            publish: None,
+            stop_signal: component
+                .stop_signal
+                .map(|sig| sig.0.as_str().to_string())
+                .unwrap_or_else(|| default_signal.to_string()),
+            stop_timeout_s: self.grace_s,
+            memory_bytes: memory_mb.map(|m| (m * 1024 * 1024) as i64),
+            nano_cpus: cpus.map(|c| (c * 1e9) as i64),
+            restart: true,
+        }
+    }
+
+    pub fn db(&self) -> ContainerSpec {
+        let mut spec = self.base(&self.profile.db, DB, "SIGINT");
+        spec.aliases = vec![DB.to_string()];
+        spec
+    }
+
+    pub fn app(&self, bind: IpAddr, http_port: u16) -> ContainerSpec {
+        let mut spec = self.base(&self.profile.app, APP, "SIGTERM");
+        // The subscription's env wins over the profile's.
+        spec.env.extend(self.stage.settings.env.clone());
+        spec.publish = Some((bind, http_port, self.profile.app.port));
+        spec
+    }
+
+    /// The app's `init_command` in a one-off container, if the profile has one.
+    pub fn init(&self) -> Option<ContainerSpec> {
+        if self.profile.app.init_command.is_empty() {
+            return None;
+        }
+        let mut spec = self.base(&self.profile.app, INIT, "SIGTERM");
+        spec.env.extend(self.stage.settings.env.clone());
+        spec.command = self
+            .profile
+            .app
+            .init_command
+            .iter()
+            .map(|c| expand(c, self.stage, self.profile))
+            .collect();
+        spec.restart = false;
+        Some(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::names::{Domain, StageName, SubscriptionId};
+    use crate::core::stage::model::{StageState, StageType, SCHEMA_VERSION};
+
+    fn stage() -> Stage {
+        let now = crate::core::time::now();
+        let mut settings = crate::core::subscription::Settings::default();
+        settings.env.insert("HOST".into(), "override".into());
+        settings.memory_limit_mb = Some(512);
+        Stage {
+            schema_version: SCHEMA_VERSION,
+            uuid: uuid::Uuid::nil(),
+            subscription: SubscriptionId::parse("acme").unwrap(),
+            name: StageName::parse("qa").unwrap(),
+            stage_type: StageType::Qa,
+            domain: Domain::parse("qa.acme.example.com").unwrap(),
+            state: StageState::Build,
+            created_at: now,
+            updated_at: now,
+            end_date: None,
+            stop_reason: None,
+            purge_at: None,
+            cancelled_at: None,
+            http_port: Some(20001),
+            grace_period_s: None,
+            last_error: None,
+            profile: "odoo".into(),
+            settings,
+            db_password: "s3cret".into(),
+            step: None,
+        }
+    }
+
+    #[test]
+    fn specs_follow_the_profile_and_the_settings() {
+        let naming = Naming {
+            label_prefix: "io.stagelet".into(),
+            name_prefix: "stagelet-".into(),
+        };
+        let s = stage();
+        let profile = crate::config::profile::odoo();
+        let ctx = SpecContext {
+            naming: &naming,
+            stage: &s,
+            profile: &profile,
+            data_dir: Path::new("/d/acme/qa"),
+            grace_s: 42,
+        };
+        let db = ctx.db();
+        assert_eq!(db.name, "stagelet-acme-qa-db");
+        assert_eq!(db.network, "stagelet-acme-qa");
+        assert_eq!(db.aliases, vec!["db"]);
+        assert_eq!(db.stop_signal, "SIGINT");
+        assert_eq!(db.env["POSTGRES_PASSWORD"], "s3cret");
+        assert_eq!(
+            db.mounts,
+            vec![(
+                Path::new("/d/acme/qa/db").to_path_buf(),
+                "/var/lib/postgresql/data".to_string()
+            )]
+        );
+        assert_eq!(db.labels["io.stagelet.component"], "db");
+        assert_eq!(db.stop_timeout_s, 42);
+        let app = ctx.app("127.0.0.1".parse().unwrap(), 20001);
+        assert_eq!(
+            app.publish,
+            Some(("127.0.0.1".parse().unwrap(), 20001, 8069))
+        );
+        assert_eq!(app.env["HOST"], "override");
+        assert_eq!(app.env["USER"], "odoo");
+        assert_eq!(app.stop_signal, "SIGTERM");
+        assert_eq!(app.memory_bytes, Some(512 * 1024 * 1024));
+        assert!(app.restart);
+        let init = ctx.init().unwrap();
+        assert_eq!(init.command[..3], ["odoo", "-d", "qa"]);
+        assert!(!init.restart);
+        assert_eq!(init.name, "stagelet-acme-qa-init");
+    }
+}

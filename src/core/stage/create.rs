@@ -1,0 +1,384 @@
+//! `stage.create`: admission (limit, name, domain, port) under one lock, then the steps, each
+//! persisted before it starts; any failure rolls back what the steps made.
+
+use super::containers::{db_user, SpecContext, APP, DB, INIT};
+use super::interfaces::DbTarget;
+use super::model::{Stage, StageState, StageType, Step, SCHEMA_VERSION};
+use super::{naming, ports, Stages};
+use crate::config::profile::Profile;
+use crate::config::Config;
+use crate::core::names::StageName;
+use crate::core::site::{parse_domain, SiteSpec, SiteState};
+use crate::core::subscription::Subscription;
+use crate::core::{time, Error, Result};
+use rand::distr::{Alphanumeric, SampleString};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// `stage.create` as the core takes it: raw values, validated here.
+#[derive(Debug, Clone, Default)]
+pub struct NewStage {
+    pub name: String,
+    pub stage_type: String,
+    pub domain: String,
+    pub end_date: Option<String>,
+    pub grace_period_s: Option<u64>,
+    pub clone_from: Option<String>,
+}
+
+/// How long PostgreSQL may take to accept connections after its container starts.
+const DB_READY: Duration = Duration::from_secs(120);
+/// How long an app's init command may run.
+const INIT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// A grace period above an hour is a typo.
+pub const MAX_GRACE_S: u64 = 3600;
+
+pub fn parse_end_date(raw: &str) -> Result<time::Timestamp> {
+    ::time::OffsetDateTime::parse(raw, &::time::format_description::well_known::Rfc3339)
+        .map(|t| t.to_offset(::time::UtcOffset::UTC))
+        .map_err(|e| Error::invalid("end_date", format!("{raw:?} is not an RFC 3339 time: {e}")))
+}
+
+pub fn check_grace(g: Option<u64>) -> Result<Option<u64>> {
+    match g {
+        Some(s) if s > MAX_GRACE_S => Err(Error::invalid(
+            "grace_period_s",
+            format!("must be at most {MAX_GRACE_S}"),
+        )),
+        g => Ok(g),
+    }
+}
+
+/// The grace period: per call, else per stage, else per profile, else `lifecycle.grace_period`.
+pub fn grace(config: &Config, profile: &Profile, stage: &Stage, call: Option<u64>) -> Duration {
+    call.or(stage.grace_period_s)
+        .map(Duration::from_secs)
+        .or(profile.grace_period.map(|g| g.0))
+        .unwrap_or(config.lifecycle.grace_period.0)
+}
+
+pub fn profile_of<'a>(config: &'a Config, stage_profile: &str) -> Result<&'a Profile> {
+    config.profiles.get(stage_profile).ok_or_else(|| {
+        Error::invalid(
+            "profile",
+            format!("profile {stage_profile:?} is no longer in the configuration"),
+        )
+    })
+}
+
+impl Stages {
+    pub async fn create(
+        &self,
+        config: &Config,
+        sub: &Subscription,
+        req: NewStage,
+    ) -> Result<Stage> {
+        let name = StageName::parse(&req.name).map_err(|m| Error::invalid("name", m))?;
+        let stage_type = StageType::parse(&req.stage_type).ok_or_else(|| {
+            Error::invalid(
+                "type",
+                format!("{:?} is not one of dev, qa, prod", req.stage_type),
+            )
+        })?;
+        let domain = parse_domain("domain", &req.domain)?;
+        let end_date = req.end_date.as_deref().map(parse_end_date).transpose()?;
+        let grace_period_s = check_grace(req.grace_period_s)?;
+        if req.clone_from.is_some() {
+            return Err(Error::invalid(
+                "clone_from",
+                "cloning a stage is not available yet",
+            ));
+        }
+        let profile = profile_of(config, &sub.profile)?;
+
+        let stage = {
+            let _admission = self.admission.lock().await;
+            let live = self.live();
+            let used = live.iter().filter(|s| s.subscription == sub.id).count();
+            if used >= sub.stage_limit as usize {
+                return Err(Error::LimitExceeded(format!(
+                    "subscription {} has {used} of its {} stages",
+                    sub.id, sub.stage_limit
+                )));
+            }
+            if live
+                .iter()
+                .any(|s| s.subscription == sub.id && s.name == name)
+            {
+                return Err(Error::Conflict {
+                    what: "stage",
+                    id: format!("{}/{name}", sub.id),
+                });
+            }
+            if let Some(other) = live.iter().find(|s| s.domain == domain) {
+                return Err(Error::Conflict {
+                    what: "domain",
+                    id: format!("{domain} (stage {})", other.reference()),
+                });
+            }
+            let http_port = self.allocate_port(config, &live).await?;
+            let now = time::now();
+            let stage = Stage {
+                schema_version: SCHEMA_VERSION,
+                uuid: uuid::Uuid::new_v4(),
+                subscription: sub.id.clone(),
+                name,
+                stage_type,
+                domain,
+                state: StageState::Build,
+                created_at: now,
+                updated_at: now,
+                end_date,
+                stop_reason: None,
+                purge_at: None,
+                cancelled_at: None,
+                http_port: Some(http_port),
+                grace_period_s,
+                last_error: None,
+                profile: sub.profile.clone(),
+                settings: sub.settings.clone(),
+                db_password: Alphanumeric.sample_string(&mut rand::rng(), 32),
+                step: Some(Step::Directories),
+            };
+            self.retire_tombstone(&stage.key()).await?;
+            self.save_as(&stage.key(), &stage).await?;
+            stage
+        };
+
+        let lock = self.lock_of(stage.uuid);
+        let _guard = lock.lock().await;
+        self.emit(
+            &stage,
+            "create",
+            "admitted",
+            format!("port {}", stage.http_port.unwrap_or(0)),
+        );
+        let mut stage = stage;
+        match self.build(config, profile, &mut stage).await {
+            Ok(()) => Ok(stage),
+            Err(e) => {
+                tracing::warn!(stage = %stage.reference(), error = %e, "create failed; rolling back");
+                self.roll_back(config, &mut stage, &e.to_string()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Something on the host may use a port without any record knowing: ask the engine and
+    /// the host as well.
+    pub(super) async fn allocate_port(&self, config: &Config, live: &[Stage]) -> Result<u16> {
+        let mut held: HashSet<u16> = live.iter().filter_map(|s| s.http_port).collect();
+        held.extend(self.deps.engine.published_ports().await?);
+        let bind = config.ports.bind_address;
+        let probe = self.deps.ports.clone();
+        ports::choose(config.ports.http, &held, |p| probe.in_use(bind, p)).ok_or_else(|| {
+            Error::LimitExceeded(format!(
+                "no free HTTP port left in ports.http {}",
+                config.ports.http
+            ))
+        })
+    }
+
+    /// A cancelled stage's record makes room for a new stage of the same name.
+    async fn retire_tombstone(&self, key: &str) -> Result<()> {
+        let old = self
+            .read()
+            .values()
+            .find(|(k, _)| k == key)
+            .map(|(_, s)| s.clone());
+        if let Some(old) = old {
+            let new_key = format!("{key}@{}", old.uuid);
+            self.save_as(&new_key, &old).await?;
+            let store = self.deps.store.clone();
+            let k = key.to_string();
+            tokio::task::spawn_blocking(move || {
+                store.delete(crate::core::interfaces::RecordKind::Stage, &k)
+            })
+            .await
+            .map_err(|e| Error::internal("retiring a tombstone", e))?
+            .map_err(|e| Error::internal("retiring a tombstone", e))?;
+        }
+        Ok(())
+    }
+
+    async fn step(&self, stage: &mut Stage, step: Step) -> Result<()> {
+        stage.step = Some(step);
+        self.save(stage).await?;
+        self.emit(stage, "create", step.as_str(), "started");
+        crate::core::failpoint::hit(&format!("create.{}", step.as_str()));
+        Ok(())
+    }
+
+    async fn build(&self, config: &Config, profile: &Profile, stage: &mut Stage) -> Result<()> {
+        let naming = naming(config);
+        let data_dir = self
+            .deps
+            .dirs
+            .root(stage.subscription.as_str(), stage.name.as_str());
+        let grace_s = grace(config, profile, stage, None).as_secs();
+        let http_port = stage.http_port.expect("admitted stages hold a port");
+
+        self.step(stage, Step::Directories).await?;
+        self.deps
+            .dirs
+            .create(stage.subscription.as_str(), stage.name.as_str())?;
+
+        self.step(stage, Step::Network).await?;
+        let network = naming.network(stage);
+        self.deps
+            .engine
+            .create_network(&network, &naming.labels(stage, "network"))
+            .await?;
+
+        self.step(stage, Step::Db).await?;
+        let ctx = SpecContext {
+            naming: &naming,
+            stage,
+            profile,
+            data_dir: &data_dir,
+            grace_s,
+        };
+        let (db_spec, app_spec, init_spec) = (
+            ctx.db(),
+            ctx.app(config.ports.bind_address, http_port),
+            ctx.init(),
+        );
+        self.deps.engine.create_container(&db_spec).await?;
+        self.deps.engine.start_container(&db_spec.name).await?;
+        let target = self.db_target(&naming, stage, profile).await?;
+        self.deps.db.wait_ready(&target, DB_READY).await?;
+
+        self.step(stage, Step::Database).await?;
+        self.deps
+            .db
+            .create_database(&target, stage.db_name())
+            .await?;
+
+        if let Some(init) = init_spec {
+            self.step(stage, Step::Init).await?;
+            let (code, tail) = self
+                .deps
+                .engine
+                .run_to_completion(&init, INIT_TIMEOUT)
+                .await?;
+            if code != 0 {
+                return Err(Error::Docker(format!(
+                    "init_command exited with {code}: {}",
+                    tail.trim()
+                )));
+            }
+        }
+
+        self.step(stage, Step::App).await?;
+        self.deps.engine.create_container(&app_spec).await?;
+        self.deps.engine.start_container(&app_spec.name).await?;
+
+        self.step(stage, Step::Nginx).await?;
+        self.deps
+            .proxy
+            .apply(site(stage, SiteState::Running))
+            .await?;
+
+        stage.state = StageState::Running;
+        stage.step = None;
+        self.save(stage).await?;
+        self.emit(
+            stage,
+            "create",
+            "running",
+            format!("http://{}/", stage.domain),
+        );
+        Ok(())
+    }
+
+    /// The db container's address on the stage network and the credentials it was made with.
+    pub(super) async fn db_target(
+        &self,
+        naming: &super::containers::Naming,
+        stage: &Stage,
+        profile: &Profile,
+    ) -> Result<DbTarget> {
+        let name = naming.container(stage, DB);
+        let info = self
+            .deps
+            .engine
+            .inspect_container(&name, &naming.network(stage))
+            .await?
+            .ok_or_else(|| Error::Docker(format!("container {name} vanished")))?;
+        let host = info.ip.ok_or_else(|| {
+            Error::Docker(format!(
+                "container {name} has no address on {}",
+                naming.network(stage)
+            ))
+        })?;
+        Ok(DbTarget {
+            host,
+            port: profile.db.port,
+            user: db_user(profile),
+            password: stage.db_password.clone(),
+        })
+    }
+
+    /// Removes whatever the steps made and leaves a tombstone with the error.
+    pub(super) async fn roll_back(&self, config: &Config, stage: &mut Stage, error: &str) {
+        self.emit(stage, "create", "rollback", error);
+        if let Err(e) = self.tear_down(config, stage, true).await {
+            tracing::error!(stage = %stage.reference(), error = %e, "rollback left something behind");
+        }
+        stage.state = StageState::Cancelled;
+        stage.cancelled_at = Some(time::now());
+        stage.http_port = None;
+        stage.step = None;
+        stage.last_error = Some(error.to_string());
+        if let Err(e) = self.save(stage).await {
+            tracing::error!(stage = %stage.reference(), error = %e, "cannot record the rollback");
+        }
+    }
+
+    /// Containers, network, nginx site and (with `data`) directories: everything of a stage.
+    /// Every piece is tried even when one fails; the first failure is returned.
+    pub(super) async fn tear_down(&self, config: &Config, stage: &Stage, data: bool) -> Result<()> {
+        let naming = naming(config);
+        let mut results = vec![];
+        for role in [APP, INIT, DB] {
+            results.push(
+                self.deps
+                    .engine
+                    .remove_container(&naming.container(stage, role))
+                    .await,
+            );
+        }
+        results.push(
+            self.deps
+                .engine
+                .remove_network(&naming.network(stage))
+                .await,
+        );
+        results.push(
+            self.deps
+                .proxy
+                .remove(stage.subscription.clone(), stage.name.clone())
+                .await,
+        );
+        if data {
+            results.push(
+                self.deps
+                    .dirs
+                    .remove(stage.subscription.as_str(), stage.name.as_str()),
+            );
+        }
+        results.into_iter().collect()
+    }
+}
+
+/// The proxy's view of a stage in `state`.
+pub fn site(stage: &Stage, state: SiteState) -> SiteSpec {
+    SiteSpec {
+        subscription: stage.subscription.clone(),
+        name: stage.name.clone(),
+        domain: stage.domain.clone(),
+        state,
+        http_port: stage.http_port.unwrap_or(0),
+        code_server: None,
+    }
+}

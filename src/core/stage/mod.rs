@@ -1,0 +1,245 @@
+//! Stages: the registry of stage records and the lifecycle operations on them. Operations on
+//! one stage are serialised by its lock; different stages run in parallel.
+
+pub mod containers;
+mod create;
+pub mod events;
+pub mod interfaces;
+pub mod model;
+mod ops;
+pub mod ports;
+mod reconcile;
+pub mod scheduler;
+pub mod transitions;
+
+use crate::config::Config;
+use crate::core::interfaces::{RecordKind, RecordStore};
+use crate::core::site::ProxySites;
+use crate::core::{Error, Result};
+use containers::{Naming, APP, DB};
+use events::{Event, Events};
+use interfaces::{Engine, PortProbe, StageDatabase, StageDirs};
+use model::{ComponentView, Stage, StageState, StageView};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use uuid::Uuid;
+
+pub use create::NewStage;
+pub use ops::StagePatch;
+
+/// Everything the stage operations are written against.
+pub struct StageDeps {
+    pub store: Arc<dyn RecordStore>,
+    pub engine: Arc<dyn Engine>,
+    pub db: Arc<dyn StageDatabase>,
+    pub dirs: Arc<dyn StageDirs>,
+    pub proxy: Arc<dyn ProxySites>,
+    pub ports: Arc<dyn PortProbe>,
+}
+
+pub struct Stages {
+    deps: StageDeps,
+    /// Every record, tombstones included, with the key it is stored under.
+    records: RwLock<BTreeMap<Uuid, (String, Stage)>>,
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Serialises what must be checked and taken together: limit, name, domain, port.
+    admission: tokio::sync::Mutex<()>,
+    pub events: Events,
+}
+
+impl Stages {
+    pub fn load(deps: StageDeps) -> Result<Self> {
+        let mut records = BTreeMap::new();
+        let all = deps
+            .store
+            .load_all(RecordKind::Stage)
+            .map_err(|e| Error::internal("loading stage records", e))?;
+        for (key, bytes) in all {
+            match serde_json::from_slice::<Stage>(&bytes) {
+                Ok(s) => {
+                    records.insert(s.uuid, (key, s));
+                }
+                Err(e) => {
+                    tracing::error!(record = %key, error = %e, "unreadable stage record; skipped")
+                }
+            }
+        }
+        Ok(Stages {
+            deps,
+            records: RwLock::new(records),
+            locks: Mutex::new(HashMap::new()),
+            admission: tokio::sync::Mutex::new(()),
+            events: Events::new(),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Uuid, (String, Stage)>> {
+        self.records.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<Uuid, (String, Stage)>> {
+        self.records.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn all(&self) -> Vec<Stage> {
+        self.read().values().map(|(_, s)| s.clone()).collect()
+    }
+
+    /// Stages that hold a name, a domain, a port and a place in the limit.
+    pub fn live(&self) -> Vec<Stage> {
+        self.read()
+            .values()
+            .map(|(_, s)| s)
+            .filter(|s| s.state != StageState::Cancelled)
+            .cloned()
+            .collect()
+    }
+
+    /// `"SUBSCRIPTION/NAME"` or a UUID. A name finds the live stage, else its latest tombstone.
+    pub fn find(&self, reference: &str) -> Result<Stage> {
+        let not_found = || Error::NotFound {
+            what: "stage",
+            id: reference.to_string(),
+        };
+        if let Ok(uuid) = Uuid::parse_str(reference) {
+            return self
+                .read()
+                .get(&uuid)
+                .map(|(_, s)| s.clone())
+                .ok_or_else(not_found);
+        }
+        let (sub, name) = reference.split_once('/').ok_or_else(|| {
+            Error::invalid(
+                "stage",
+                format!("{reference:?} is neither SUBSCRIPTION/NAME nor a UUID"),
+            )
+        })?;
+        let records = self.read();
+        let mut matches: Vec<&Stage> = records
+            .values()
+            .map(|(_, s)| s)
+            .filter(|s| s.subscription.as_str() == sub && s.name.as_str() == name)
+            .collect();
+        matches.sort_by_key(|s| (s.state != StageState::Cancelled, s.created_at));
+        matches.last().map(|s| (*s).clone()).ok_or_else(not_found)
+    }
+
+    fn lock_of(&self, uuid: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(uuid)
+            .or_default()
+            .clone()
+    }
+
+    /// Persists a record under its key, then updates the registry.
+    async fn save(&self, stage: &Stage) -> Result<()> {
+        let key = self
+            .read()
+            .get(&stage.uuid)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| stage.key());
+        self.save_as(&key, stage).await
+    }
+
+    async fn save_as(&self, key: &str, stage: &Stage) -> Result<()> {
+        let mut stage = stage.clone();
+        stage.updated_at = crate::core::time::now();
+        let bytes = serde_json::to_vec_pretty(&stage)
+            .map_err(|e| Error::internal("encoding a stage record", e))?;
+        let store = self.deps.store.clone();
+        let k = key.to_string();
+        tokio::task::spawn_blocking(move || store.put(RecordKind::Stage, &k, &bytes))
+            .await
+            .map_err(|e| Error::internal("writing a stage record", e))?
+            .map_err(|e| Error::internal(format!("writing stage record {key}"), e))?;
+        self.write().insert(stage.uuid, (key.to_string(), stage));
+        Ok(())
+    }
+
+    fn emit(&self, stage: &Stage, operation: &str, step: &str, message: impl Into<String>) {
+        self.events
+            .send(Event::new(stage, operation, step, message));
+    }
+
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut counts: BTreeMap<String, usize> = StageState::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        for (_, s) in self.read().values() {
+            *counts.entry(s.state.as_str().to_string()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The API's view: the record plus the containers as the engine sees them, and drift.
+    pub async fn view(&self, config: &Config, stage: &Stage) -> StageView {
+        let naming = naming(config);
+        let network = naming.network(stage);
+        let mut components = BTreeMap::new();
+        let mut drift = vec![];
+        for role in [APP, DB] {
+            let name = naming.container(stage, role);
+            let (view, running) = match self.deps.engine.inspect_container(&name, &network).await {
+                Ok(Some(info)) => (
+                    ComponentView {
+                        container_id: Some(info.id),
+                        status: info.status,
+                    },
+                    Some(info.running),
+                ),
+                Ok(None) => (
+                    ComponentView {
+                        container_id: None,
+                        status: "missing".into(),
+                    },
+                    None,
+                ),
+                Err(e) => {
+                    drift.push(format!("cannot inspect {role}: {e}"));
+                    (
+                        ComponentView {
+                            container_id: None,
+                            status: "unknown".into(),
+                        },
+                        Some(false),
+                    )
+                }
+            };
+            match (stage.state, running) {
+                (StageState::Running, None) => drift.push(format!("{role} container is missing")),
+                (StageState::Running, Some(false)) if view.status != "unknown" => {
+                    drift.push(format!(
+                        "{role} container is {} while the stage is running",
+                        view.status
+                    ))
+                }
+                (StageState::Stopped, None) => drift.push(format!("{role} container is missing")),
+                (StageState::Stopped, Some(true)) => {
+                    drift.push(format!("{role} container runs while the stage is stopped"))
+                }
+                (StageState::Terminated | StageState::Cancelled, Some(_)) => drift.push(format!(
+                    "{role} container exists while the stage is {}",
+                    stage.state.as_str()
+                )),
+                _ => {}
+            }
+            components.insert(role.to_string(), view);
+        }
+        let addons = self
+            .deps
+            .dirs
+            .root(stage.subscription.as_str(), stage.name.as_str())
+            .join("addons");
+        StageView::new(stage, addons.display().to_string(), components, drift)
+    }
+}
+
+pub fn naming(config: &Config) -> Naming {
+    Naming {
+        label_prefix: config.docker.label_prefix.clone(),
+        name_prefix: config.docker.name_prefix.clone(),
+    }
+}

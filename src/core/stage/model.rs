@@ -1,0 +1,230 @@
+//! The stage record: what is persisted in `stages/<subscription>--<name>.json`, and the view
+//! the API shows (which never holds the database password).
+
+use crate::core::names::{Domain, StageName, SubscriptionId};
+use crate::core::subscription::Settings;
+use crate::core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageState {
+    Build,
+    Running,
+    Stopped,
+    Terminated,
+    Cancelled,
+}
+
+impl StageState {
+    pub const ALL: [StageState; 5] = [
+        Self::Build,
+        Self::Running,
+        Self::Stopped,
+        Self::Terminated,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Build => "build",
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::Terminated => "terminated",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StageState> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageType {
+    Dev,
+    Qa,
+    Prod,
+}
+
+impl StageType {
+    pub fn parse(s: &str) -> Option<StageType> {
+        match s {
+            "dev" => Some(Self::Dev),
+            "qa" => Some(Self::Qa),
+            "prod" => Some(Self::Prod),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Qa => "qa",
+            Self::Prod => "prod",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopReason {
+    User,
+    Expired,
+}
+
+/// The steps of a create, each persisted before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Directories,
+    Network,
+    Db,
+    Database,
+    Init,
+    App,
+    Nginx,
+    /// A cancel in progress: finished at start-up if a crash interrupted it.
+    Cancelling,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Directories => "directories",
+            Step::Network => "network",
+            Step::Db => "db",
+            Step::Database => "database",
+            Step::Init => "init",
+            Step::App => "app",
+            Step::Nginx => "nginx",
+            Step::Cancelling => "cancelling",
+        }
+    }
+}
+
+/// The persisted record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub schema_version: u32,
+    pub uuid: uuid::Uuid,
+    pub subscription: SubscriptionId,
+    pub name: StageName,
+    #[serde(rename = "type")]
+    pub stage_type: StageType,
+    pub domain: Domain,
+    pub state: StageState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub end_date: Option<Timestamp>,
+    pub stop_reason: Option<StopReason>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub purge_at: Option<Timestamp>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub cancelled_at: Option<Timestamp>,
+    pub http_port: Option<u16>,
+    pub grace_period_s: Option<u64>,
+    pub last_error: Option<String>,
+    pub profile: String,
+    /// The subscription's settings when the stage was made.
+    pub settings: Settings,
+    /// Never leaves the record file (mode 0600).
+    pub db_password: String,
+    /// The step in progress, if any.
+    pub step: Option<Step>,
+}
+
+impl Stage {
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.subscription, self.name)
+    }
+
+    pub fn key(&self) -> String {
+        crate::core::site::site_key(&self.subscription, &self.name)
+    }
+
+    /// The database the app uses: the stage's name.
+    pub fn db_name(&self) -> &str {
+        self.name.as_str()
+    }
+}
+
+/// One container as `stage.get` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentView {
+    pub container_id: Option<String>,
+    /// Docker's status (`running`, `exited`, ...) or `missing`.
+    pub status: String,
+}
+
+/// A stage as the API shows it: the record without its password, plus live facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageView {
+    pub uuid: uuid::Uuid,
+    pub subscription: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub stage_type: StageType,
+    pub domain: String,
+    pub state: StageState,
+    pub created_at: String,
+    pub updated_at: String,
+    pub end_date: Option<String>,
+    pub stop_reason: Option<StopReason>,
+    pub purge_at: Option<String>,
+    pub cancelled_at: Option<String>,
+    pub http_port: Option<u16>,
+    pub grace_period_s: Option<u64>,
+    pub last_error: Option<String>,
+    pub profile: String,
+    pub step: Option<Step>,
+    pub addons_dir: String,
+    pub components: BTreeMap<String, ComponentView>,
+    /// What differs between the record and the engine (a container missing or exited while the
+    /// stage should run).
+    pub drift: Vec<String>,
+}
+
+fn fmt(t: &Timestamp) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl StageView {
+    pub fn new(
+        s: &Stage,
+        addons_dir: String,
+        components: BTreeMap<String, ComponentView>,
+        drift: Vec<String>,
+    ) -> Self {
+        StageView {
+            uuid: s.uuid,
+            subscription: s.subscription.to_string(),
+            name: s.name.to_string(),
+            stage_type: s.stage_type,
+            domain: s.domain.to_string(),
+            state: s.state,
+            created_at: fmt(&s.created_at),
+            updated_at: fmt(&s.updated_at),
+            end_date: s.end_date.as_ref().map(fmt),
+            stop_reason: s.stop_reason,
+            purge_at: s.purge_at.as_ref().map(fmt),
+            cancelled_at: s.cancelled_at.as_ref().map(fmt),
+            http_port: s.http_port,
+            grace_period_s: s.grace_period_s,
+            last_error: s.last_error.clone(),
+            profile: s.profile.clone(),
+            step: s.step,
+            addons_dir,
+            components,
+            drift,
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The operations on an existing stage: stop, start, restart, terminate, restore, cancel,
+//! update. Each checks the transition table first and holds the stage's lock throughout.
+
+use super::containers::{SpecContext, APP, DB};
+use super::create::{check_grace, grace, parse_end_date, profile_of, site};
+use super::model::{Stage, StageState, StageType, Step, StopReason};
+use super::transitions::Operation;
+use super::{naming, Stages};
+use crate::config::Config;
+use crate::core::site::SiteState;
+use crate::core::{time, Error, Result};
+use std::time::Duration;
+
+/// `stage.update`: absent fields stay as they are; `end_date: ""` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct StagePatch {
+    pub end_date: Option<String>,
+    pub stage_type: Option<String>,
+    pub grace_period_s: Option<u64>,
+}
+
+const DB_READY: Duration = Duration::from_secs(120);
+
+pub fn retention(config: &Config, t: StageType) -> Duration {
+    let r = &config.lifecycle.retention;
+    match t {
+        StageType::Dev => r.dev.0,
+        StageType::Qa => r.qa.0,
+        StageType::Prod => r.prod.0,
+    }
+}
+
+/// A stage whose end date (plus `expiry_grace`) has passed.
+pub fn expired(config: &Config, stage: &Stage, now: time::Timestamp) -> bool {
+    stage
+        .end_date
+        .is_some_and(|end| end + config.lifecycle.expiry_grace.0 <= now)
+}
+
+impl Stages {
+    /// Locks the stage, re-reads it and checks that `op` may run now.
+    async fn begin(
+        &self,
+        reference: &str,
+        op: Operation,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Stage)> {
+        let uuid = self.find(reference)?.uuid;
+        let guard = self.lock_of(uuid).lock_owned().await;
+        let stage = self.find(&uuid.to_string())?;
+        op.check(&stage.reference(), stage.state)?;
+        Ok((guard, stage))
+    }
+
+    pub async fn stop(
+        &self,
+        config: &Config,
+        reference: &str,
+        grace_s: Option<u64>,
+        reason: StopReason,
+    ) -> Result<Stage> {
+        let grace_s = check_grace(grace_s)?;
+        let (_g, mut stage) = self.begin(reference, Operation::Stop).await?;
+        self.stop_locked(config, &mut stage, grace_s, reason)
+            .await?;
+        Ok(stage)
+    }
+
+    /// nginx answers 503 first; then the app, then the db, each with its signal and grace.
+    async fn stop_locked(
+        &self,
+        config: &Config,
+        stage: &mut Stage,
+        grace_s: Option<u64>,
+        reason: StopReason,
+    ) -> Result<()> {
+        let profile = profile_of(config, &stage.profile)?;
+        let naming = naming(config);
+        let grace = grace(config, profile, stage, grace_s);
+        self.emit(stage, "stop", "nginx", "503 while stopped");
+        self.deps
+            .proxy
+            .apply(site(stage, SiteState::Stopped))
+            .await?;
+        for (role, component, default) in
+            [(APP, &profile.app, "SIGTERM"), (DB, &profile.db, "SIGINT")]
+        {
+            let signal = component
+                .stop_signal
+                .map_or(default.to_string(), |s| s.0.as_str().to_string());
+            let outcome = self
+                .deps
+                .engine
+                .stop_container(&naming.container(stage, role), &signal, grace)
+                .await?;
+            self.emit(stage, "stop", role, format!("{outcome:?}"));
+        }
+        if stage.state != StageState::Stopped || stage.stop_reason.is_none() {
+            stage.stop_reason = Some(reason);
+        }
+        stage.state = StageState::Stopped;
+        self.save(stage).await?;
+        self.emit(stage, "stop", "stopped", "");
+        Ok(())
+    }
+
+    pub async fn start(&self, config: &Config, reference: &str) -> Result<Stage> {
+        let (_g, mut stage) = self.begin(reference, Operation::Start).await?;
+        self.start_locked(config, &mut stage).await?;
+        Ok(stage)
+    }
+
+    async fn start_locked(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+        if expired(config, stage, time::now()) {
+            return Err(Error::InvalidState {
+                what: format!(
+                    "stage {} passed its end_date; move it with stage.update before start: it",
+                    stage.reference()
+                ),
+                state: "expired".into(),
+                allowed: vec![],
+            });
+        }
+        let profile = profile_of(config, &stage.profile)?;
+        let naming = naming(config);
+        self.deps
+            .engine
+            .start_container(&naming.container(stage, DB))
+            .await?;
+        let target = self.db_target(&naming, stage, profile).await?;
+        self.deps.db.wait_ready(&target, DB_READY).await?;
+        self.deps
+            .engine
+            .start_container(&naming.container(stage, APP))
+            .await?;
+        self.deps
+            .proxy
+            .apply(site(stage, SiteState::Running))
+            .await?;
+        stage.state = StageState::Running;
+        stage.stop_reason = None;
+        self.save(stage).await?;
+        self.emit(stage, "start", "running", "");
+        Ok(())
+    }
+
+    pub async fn restart(
+        &self,
+        config: &Config,
+        reference: &str,
+        grace_s: Option<u64>,
+    ) -> Result<Stage> {
+        let grace_s = check_grace(grace_s)?;
+        let (_g, mut stage) = self.begin(reference, Operation::Restart).await?;
+        self.stop_locked(config, &mut stage, grace_s, StopReason::User)
+            .await?;
+        self.start_locked(config, &mut stage).await?;
+        Ok(stage)
+    }
+
+    /// Stop, remove containers and network, release the port, keep the data until `purge_at`.
+    pub async fn terminate(&self, config: &Config, reference: &str) -> Result<Stage> {
+        let (_g, mut stage) = self.begin(reference, Operation::Terminate).await?;
+        if stage.state == StageState::Terminated {
+            return Ok(stage);
+        }
+        if stage.state == StageState::Running {
+            self.stop_locked(config, &mut stage, None, StopReason::User)
+                .await?;
+        }
+        let naming = naming(config);
+        self.deps
+            .proxy
+            .apply(site(&stage, SiteState::Terminated))
+            .await?;
+        for role in [APP, DB] {
+            self.deps
+                .engine
+                .remove_container(&naming.container(&stage, role))
+                .await?;
+        }
+        self.deps
+            .engine
+            .remove_network(&naming.network(&stage))
+            .await?;
+        stage.state = StageState::Terminated;
+        stage.http_port = None;
+        stage.purge_at = Some(time::now() + retention(config, stage.stage_type));
+        self.save(&stage).await?;
+        self.emit(&stage, "terminate", "terminated", "");
+        Ok(stage)
+    }
+
+    /// Port again, containers made (not started), nginx 503: the stage is stopped.
+    pub async fn restore(&self, config: &Config, reference: &str) -> Result<Stage> {
+        let (_g, mut stage) = self.begin(reference, Operation::Restore).await?;
+        let profile = profile_of(config, &stage.profile)?;
+        {
+            let _admission = self.admission.lock().await;
+            stage.http_port = Some(self.allocate_port(config, &self.live()).await?);
+            self.save(&stage).await?;
+        }
+        let naming = naming(config);
+        let data_dir = self
+            .deps
+            .dirs
+            .root(stage.subscription.as_str(), stage.name.as_str());
+        let ctx = SpecContext {
+            naming: &naming,
+            stage: &stage,
+            profile,
+            data_dir: &data_dir,
+            grace_s: grace(config, profile, &stage, None).as_secs(),
+        };
+        let (db, app) = (
+            ctx.db(),
+            ctx.app(config.ports.bind_address, stage.http_port.unwrap_or(0)),
+        );
+        let made = async {
+            self.deps
+                .engine
+                .create_network(&db.network, &naming.labels(&stage, "network"))
+                .await?;
+            self.deps.engine.create_container(&db).await?;
+            self.deps.engine.create_container(&app).await?;
+            self.deps
+                .proxy
+                .apply(site(&stage, SiteState::Stopped))
+                .await
+        }
+        .await;
+        if let Err(e) = made {
+            // Back to terminated as it was: nothing half made stays.
+            for role in [APP, DB] {
+                let _ = self
+                    .deps
+                    .engine
+                    .remove_container(&naming.container(&stage, role))
+                    .await;
+            }
+            let _ = self
+                .deps
+                .engine
+                .remove_network(&naming.network(&stage))
+                .await;
+            stage.http_port = None;
+            stage.last_error = Some(e.to_string());
+            self.save(&stage).await?;
+            return Err(e);
+        }
+        stage.state = StageState::Stopped;
+        stage.stop_reason = Some(StopReason::User);
+        stage.purge_at = None;
+        self.save(&stage).await?;
+        self.emit(&stage, "restore", "stopped", "");
+        Ok(stage)
+    }
+
+    /// Full teardown; the record stays as a tombstone.
+    pub async fn cancel(&self, config: &Config, reference: &str) -> Result<Stage> {
+        let (_g, mut stage) = self.begin(reference, Operation::Cancel).await?;
+        if stage.state == StageState::Cancelled {
+            return Ok(stage);
+        }
+        self.cancel_locked(config, &mut stage).await?;
+        Ok(stage)
+    }
+
+    pub(super) async fn cancel_locked(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+        stage.step = Some(Step::Cancelling);
+        self.save(stage).await?;
+        self.emit(stage, "cancel", "cancelling", "");
+        crate::core::failpoint::hit("cancel.teardown");
+        self.tear_down(config, stage, true).await?;
+        stage.state = StageState::Cancelled;
+        stage.cancelled_at = Some(time::now());
+        stage.http_port = None;
+        stage.step = None;
+        self.save(stage).await?;
+        self.emit(stage, "cancel", "cancelled", "");
+        Ok(())
+    }
+
+    pub async fn update(
+        &self,
+        config: &Config,
+        reference: &str,
+        patch: StagePatch,
+    ) -> Result<Stage> {
+        let end_date = match patch.end_date.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(raw) => Some(Some(parse_end_date(raw)?)),
+        };
+        let stage_type = patch
+            .stage_type
+            .as_deref()
+            .map(|t| {
+                StageType::parse(t).ok_or_else(|| {
+                    Error::invalid("type", format!("{t:?} is not one of dev, qa, prod"))
+                })
+            })
+            .transpose()?;
+        let grace_s = check_grace(patch.grace_period_s)?;
+        let (_g, mut stage) = self.begin(reference, Operation::Update).await?;
+        if let Some(e) = end_date {
+            stage.end_date = e;
+        }
+        if let Some(t) = stage_type {
+            stage.stage_type = t;
+            // Retention follows the type.
+            if stage.state == StageState::Terminated {
+                stage.purge_at = Some(time::now() + retention(config, t));
+            }
+        }
+        if grace_s.is_some() {
+            stage.grace_period_s = grace_s;
+        }
+        self.save(&stage).await?;
+        Ok(stage)
+    }
+}

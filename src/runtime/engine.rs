@@ -1,0 +1,422 @@
+//! The container engine through bollard. The client connects lazily and again after a failure,
+//! so the daemon rides out an engine restart; every error names the endpoint.
+
+use super::docker::connect;
+use crate::core::stage::interfaces::{ContainerInfo, ContainerSpec, Engine, StopOutcome};
+use crate::core::{Error, Result};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
+    ListNetworksOptions, LogsOptions, RemoveContainerOptions, WaitContainerOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Extra time a stop may take past its grace period before it fails as "engine hangs".
+pub const STOP_SLACK: Duration = Duration::from_secs(10);
+
+pub struct DockerEngine {
+    endpoint: String,
+    client: tokio::sync::Mutex<Option<Docker>>,
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+impl DockerEngine {
+    pub fn new(endpoint: &str) -> Self {
+        DockerEngine {
+            endpoint: endpoint.to_string(),
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::Docker(format!("{what} ({}): {e}", self.endpoint))
+    }
+
+    async fn docker(&self) -> Result<Docker> {
+        let mut slot = self.client.lock().await;
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = tokio::time::timeout(Duration::from_secs(10), connect(&self.endpoint))
+            .await
+            .map_err(|_| self.err("connecting", "no answer within 10s"))?
+            .map_err(|e| self.err("connecting", e))?;
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Wraps a call: a failure to reach the engine drops the client so the next call reconnects.
+    async fn call<T>(
+        &self,
+        what: &str,
+        r: std::result::Result<T, bollard::errors::Error>,
+    ) -> Result<T> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if !matches!(e, bollard::errors::Error::DockerResponseServerError { .. }) {
+                    *self.client.lock().await = None;
+                }
+                Err(self.err(what, e))
+            }
+        }
+    }
+
+    /// Ids of the networks named exactly `name` (the engine's filter matches substrings).
+    async fn network_ids(&self, d: &Docker, name: &str) -> Result<Vec<String>> {
+        let opts = ListNetworksOptions {
+            filters: Some(HashMap::from([(
+                "name".to_string(),
+                vec![name.to_string()],
+            )])),
+        };
+        let r = d.list_networks(Some(opts)).await;
+        Ok(self
+            .call(&format!("listing networks named {name}"), r)
+            .await?
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| n.id)
+            .collect())
+    }
+
+    async fn wait_exit(&self, docker: &Docker, name: &str, limit: Duration) -> bool {
+        let opts = WaitContainerOptions {
+            condition: "not-running".into(),
+        };
+        let mut stream = docker.wait_container(name, Some(opts));
+        // The wait stream reports a non-zero exit as an error item: either way it has stopped.
+        matches!(
+            tokio::time::timeout(limit, stream.next()).await,
+            Ok(Some(_)) | Ok(None)
+        )
+    }
+}
+
+fn body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut port_bindings = HashMap::new();
+    let mut exposed = None;
+    if let Some((ip, host_port, container_port)) = spec.publish {
+        let key = format!("{container_port}/tcp");
+        port_bindings.insert(
+            key.clone(),
+            Some(vec![PortBinding {
+                host_ip: Some(ip.to_string()),
+                host_port: Some(host_port.to_string()),
+            }]),
+        );
+        exposed = Some(vec![key]);
+    }
+    let binds = spec
+        .mounts
+        .iter()
+        .map(|(host, container)| format!("{}:{container}", host.display()))
+        .collect();
+    let mut endpoints = HashMap::new();
+    endpoints.insert(
+        spec.network.clone(),
+        EndpointSettings {
+            aliases: Some(spec.aliases.clone()),
+            ..Default::default()
+        },
+    );
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        exposed_ports: exposed,
+        stop_signal: Some(spec.stop_signal.clone()),
+        stop_timeout: Some(spec.stop_timeout_s as i64),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            port_bindings: Some(port_bindings),
+            network_mode: Some(spec.network.clone()),
+            memory: spec.memory_bytes,
+            nano_cpus: spec.nano_cpus,
+            restart_policy: Some(RestartPolicy {
+                name: Some(if spec.restart {
+                    RestartPolicyNameEnum::UNLESS_STOPPED
+                } else {
+                    RestartPolicyNameEnum::NO
+                }),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        }),
+        ..Default::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for DockerEngine {
+    async fn create_network(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+        let d = self.docker().await?;
+        // Old engines accept duplicate names: make it only if it is not there.
+        if !self.network_ids(&d, name).await?.is_empty() {
+            return Ok(());
+        }
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            ..Default::default()
+        };
+        match d.create_network(req).await {
+            // Already there (a retried step): fine.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            r => self
+                .call(&format!("creating network {name}"), r)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        let d = self.docker().await?;
+        for id in self.network_ids(&d, name).await? {
+            match d.remove_network(&id).await {
+                Err(e) if is_not_found(&e) => {}
+                r => self.call(&format!("removing network {name}"), r).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let d = self.docker().await?;
+        let opts = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let r = d.create_container(Some(opts), body(spec)).await;
+        Ok(self
+            .call(
+                &format!("creating container {} from {}", spec.name, spec.image),
+                r,
+            )
+            .await?
+            .id)
+    }
+
+    async fn start_container(&self, name: &str) -> Result<()> {
+        let d = self.docker().await?;
+        let r = d.start_container(name, None).await;
+        self.call(&format!("starting container {name}"), r).await
+    }
+
+    async fn stop_container(
+        &self,
+        name: &str,
+        signal: &str,
+        grace: Duration,
+    ) -> Result<StopOutcome> {
+        let d = self.docker().await?;
+        let stop = async {
+            match self.inspect_container(name, "").await? {
+                Some(info) if info.running => {}
+                _ => return Ok(StopOutcome::AlreadyStopped),
+            }
+            let kill = |signal: &str| KillContainerOptions {
+                signal: signal.to_string(),
+            };
+            match d.kill_container(name, Some(kill(signal))).await {
+                // 409: it stopped meanwhile.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => return Ok(StopOutcome::AlreadyStopped),
+                r => {
+                    self.call(&format!("signalling container {name}"), r)
+                        .await?
+                }
+            }
+            if self.wait_exit(&d, name, grace).await {
+                return Ok(StopOutcome::Exited);
+            }
+            match d.kill_container(name, Some(kill("SIGKILL"))).await {
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => {}
+                r => self.call(&format!("killing container {name}"), r).await?,
+            }
+            self.wait_exit(&d, name, STOP_SLACK).await;
+            Ok(StopOutcome::Killed)
+        };
+        tokio::time::timeout(grace + STOP_SLACK, stop)
+            .await
+            .map_err(|_| {
+                self.err(
+                    &format!("stopping container {name}"),
+                    format!("the engine did not stop it within {:?}", grace + STOP_SLACK),
+                )
+            })?
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<()> {
+        let d = self.docker().await?;
+        let opts = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        for _ in 0..50 {
+            match d.remove_container(name, Some(opts.clone())).await {
+                Err(e) if is_not_found(&e) => return Ok(()),
+                // "removal already in progress": wait for it to finish.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => return self.call(&format!("removing container {name}"), r).await,
+            }
+        }
+        Err(self.err(
+            &format!("removing container {name}"),
+            "still being removed after 5s",
+        ))
+    }
+
+    async fn inspect_container(&self, name: &str, network: &str) -> Result<Option<ContainerInfo>> {
+        let d = self.docker().await?;
+        let r = match d
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Err(e) if is_not_found(&e) => return Ok(None),
+            r => {
+                self.call(&format!("inspecting container {name}"), r)
+                    .await?
+            }
+        };
+        let state = r.state.unwrap_or_default();
+        let ip = r
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.ip_address)
+            .and_then(|ip| ip.parse().ok());
+        let config = r.config.unwrap_or_default();
+        Ok(Some(ContainerInfo {
+            id: r.id.unwrap_or_default(),
+            status: state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            ip,
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
+            name: r
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+        }))
+    }
+
+    async fn run_to_completion(
+        &self,
+        spec: &ContainerSpec,
+        timeout: Duration,
+    ) -> Result<(i64, String)> {
+        self.remove_container(&spec.name).await?;
+        self.create_container(spec).await?;
+        self.start_container(&spec.name).await?;
+        let d = self.docker().await?;
+        let exited = self.wait_exit(&d, &spec.name, timeout).await;
+        let info = self.inspect_container(&spec.name, "").await?;
+        let mut logs = d.logs(
+            &spec.name,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: "20".into(),
+                ..Default::default()
+            }),
+        );
+        let mut tail = String::new();
+        while let Some(Ok(chunk)) = logs.next().await {
+            tail.push_str(&chunk.to_string());
+        }
+        self.remove_container(&spec.name).await?;
+        if !exited {
+            return Err(self.err(
+                &format!("running {}", spec.name),
+                format!("did not finish within {timeout:?}"),
+            ));
+        }
+        Ok((info.and_then(|i| i.exit_code).unwrap_or(-1), tail))
+    }
+
+    async fn list_labelled(&self, label: &str) -> Result<Vec<ContainerInfo>> {
+        let d = self.docker().await?;
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let r = d.list_containers(Some(opts)).await;
+        let list = self.call("listing containers", r).await?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                status: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                running: c.state.is_some_and(|s| s.to_string() == "running"),
+                exit_code: None,
+                ip: None,
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+            })
+            .collect())
+    }
+
+    async fn published_ports(&self) -> Result<Vec<u16>> {
+        let d = self.docker().await?;
+        let r = d
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                ..Default::default()
+            }))
+            .await;
+        let list = self.call("listing containers", r).await?;
+        Ok(list
+            .into_iter()
+            .flat_map(|c| c.ports.unwrap_or_default())
+            .filter_map(|p| p.public_port)
+            .collect())
+    }
+}

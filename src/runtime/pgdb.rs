@@ -1,0 +1,85 @@
+//! A stage's PostgreSQL through tokio-postgres, reached at its container's address.
+
+use crate::core::stage::interfaces::{DbTarget, StageDatabase};
+use crate::core::{Error, Result};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+pub struct Postgres;
+
+async fn connect(
+    t: &DbTarget,
+    db: &str,
+) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(t.host.to_string())
+        .port(t.port)
+        .user(&t.user)
+        .password(&t.password)
+        .dbname(db)
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// An identifier quoted for SQL: names here are DNS labels, but quote anyway.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[async_trait::async_trait]
+impl StageDatabase for Postgres {
+    async fn wait_ready(&self, t: &DbTarget, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match connect(t, "postgres").await {
+                Ok(c) if c.simple_query("SELECT 1").await.is_ok() => return Ok(()),
+                Ok(_) => {}
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(Error::Database(format!(
+                        "PostgreSQL at {}:{} did not accept connections within {timeout:?}: {e}",
+                        t.host, t.port
+                    )))
+                }
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Database(format!(
+                    "PostgreSQL at {}:{} not ready within {timeout:?}",
+                    t.host, t.port
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn create_database(&self, t: &DbTarget, name: &str) -> Result<()> {
+        let c = connect(t, "postgres")
+            .await
+            .map_err(|e| Error::Database(e.to_string()))?;
+        let exists = c
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| Error::Database(e.to_string()))?
+            .is_some();
+        if !exists {
+            c.batch_execute(&format!("CREATE DATABASE {}", quote_ident(name)))
+                .await
+                .map_err(|e| Error::Database(format!("creating database {name}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quotes() {
+        assert_eq!(super::quote_ident("qa"), "\"qa\"");
+        assert_eq!(super::quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}
