@@ -48,7 +48,7 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 
 impl Daemon {
     /// The test configuration, with `overrides` (TOML text) merged in.
-    pub fn config(dir: &Path, slot: u16, overrides: &str) -> (toml::Table, String) {
+    pub fn config(dir: &Path, slot: u16, overrides: &[&str]) -> (toml::Table, String) {
         // Distinct per process and per daemon; the agent also skips ports in use.
         let base = 30000 + (std::process::id() as u16 % 50) * 400 + (slot % 20) * 20;
         let label_prefix = format!("io.stagelet.test.p{}s{slot}", std::process::id());
@@ -76,10 +76,12 @@ sites_dir = "{dir}/nginx"
             c1 = base + 19,
         );
         let mut table: toml::Table = toml::from_str(&text).unwrap();
-        merge(
-            &mut table,
-            toml::from_str(overrides).expect("test overrides are TOML"),
-        );
+        for o in overrides {
+            merge(
+                &mut table,
+                toml::from_str(o).expect("test overrides are TOML"),
+            );
+        }
         (table, label_prefix)
     }
 
@@ -87,6 +89,10 @@ sites_dir = "{dir}/nginx"
         let dir = tempfile::tempdir().unwrap();
         // Other uids (the access tests) must reach the socket inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self::start_in(dir, &[overrides])
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, overrides: &[&str]) -> Daemon {
         let (table, label_prefix) = Self::config(dir.path(), next_slot(), overrides);
         let config_path = dir.path().join("stagelet.toml");
         std::fs::write(&config_path, toml::to_string(&table).unwrap()).unwrap();
@@ -213,6 +219,79 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Leave no container or network of this daemon behind, whatever the test did.
+        let ids = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={}.stage", self.label_prefix),
+        ]);
+        for id in ids.split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        let nets = docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label={}.stage", self.label_prefix),
+        ]);
+        for id in nets.split_whitespace() {
+            docker(&["network", "rm", id]);
+        }
+    }
+}
+
+/// Runs the docker CLI and returns its stdout ("" when there is no engine).
+pub fn docker(args: &[&str]) -> String {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// `docker inspect -f FORMAT NAME`, trimmed; "" when missing.
+pub fn inspect(name: &str, format: &str) -> String {
+    docker(&["inspect", "-f", format, name]).trim().to_string()
+}
+
+/// The test images' profile (built by tests/images/build.sh) as the daemon's default.
+pub const TEST_PROFILE: &str = r#"
+[agent]
+default_profile = "test"
+[lifecycle]
+scheduler_interval = "1s"
+[profiles.test]
+grace_period = "5s"
+[profiles.test.app]
+image = "stagelet-test/app:1"
+port = 8069
+mounts = { filestore = "/var/lib/odoo", addons = "/mnt/extra-addons" }
+env = { HOST = "{db_host}", APP_ID = "{subscription}-{stage}" }
+init_command = ["sh", "-c", "echo init ran for {db_name} > /var/lib/odoo/init.txt"]
+[profiles.test.db]
+image = "stagelet-test/postgres:1"
+port = 5432
+user = "odoo"
+mounts = { db = "/var/lib/postgresql/data" }
+env = { POSTGRES_USER = "{db_user}", POSTGRES_PASSWORD = "{db_password}", POSTGRES_DB = "postgres" }
+"#;
+
+/// A daemon with the test profile and its own nginx master.
+pub struct StageEnv {
+    pub daemon: Daemon,
+    pub nginx: nginx::TestNginx,
+}
+
+impl StageEnv {
+    pub fn start(overrides: &str) -> StageEnv {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let base = ports(2);
+        let nginx = nginx::TestNginx::start(dir.path(), base, base + 1);
+        let daemon = Daemon::start_in(dir, &[&nginx.toml(), TEST_PROFILE, overrides]);
+        StageEnv { daemon, nginx }
     }
 }
 
