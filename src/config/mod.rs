@@ -74,6 +74,19 @@ pub struct Docker {
     pub endpoint: String,
     pub label_prefix: String,
     pub name_prefix: String,
+    /// Stage networks take their subnets from here; the engine's default pools hold only
+    /// about 30 networks. Empty: leave it to the engine.
+    pub subnet_pool: String,
+    /// Prefix length of each stage network (26: 64 addresses, 1024 networks in a /16).
+    pub subnet_size: u8,
+}
+
+impl Docker {
+    /// The pool and the size of each subnet, when the agent picks subnets.
+    pub fn subnets(&self) -> Option<(ipnet::Ipv4Net, u8)> {
+        let pool = self.subnet_pool.parse().ok()?;
+        Some((pool, self.subnet_size))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +185,8 @@ impl Default for Docker {
             endpoint: "unix:///var/run/docker.sock".into(),
             label_prefix: "io.stagelet".into(),
             name_prefix: "stagelet-".into(),
+            subnet_pool: "10.213.0.0/16".into(),
+            subnet_size: 26,
         }
     }
 }
@@ -326,12 +341,15 @@ impl Nginx {
 }
 
 impl Config {
-    /// Embedded defaults for a first try: state, socket and nginx files under `base`, no group.
+    /// Embedded defaults for a first try: state and socket under `base`, no socket group, and
+    /// no nginx (the host's nginx does not include a directory it has never heard of); stages
+    /// answer on `ports.bind_address:<http_port>`.
     pub fn local(base: &Path) -> Config {
         let mut c = Config::default();
         c.agent.state_dir = base.join("state");
         c.agent.socket = base.join("stagelet.sock");
         c.agent.socket_group = String::new();
+        c.nginx.enabled = false;
         c.nginx.sites_dir = base.join("nginx");
         c
     }
@@ -365,6 +383,27 @@ impl Config {
                 .into_iter()
                 .map(|(k, m)| (key(&["nginx", k]), m)),
         );
+        if !self.docker.subnet_pool.is_empty() {
+            match self.docker.subnet_pool.parse::<ipnet::Ipv4Net>() {
+                Err(_) => errs.push((
+                    key(&["docker", "subnet_pool"]),
+                    "must be an IPv4 network like \"10.213.0.0/16\", or empty".into(),
+                )),
+                Ok(pool)
+                    if self.docker.subnet_size < pool.prefix_len()
+                        || self.docker.subnet_size > 29 =>
+                {
+                    errs.push((
+                        key(&["docker", "subnet_size"]),
+                        format!(
+                            "must be between the pool's prefix length {} and 29",
+                            pool.prefix_len()
+                        ),
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
         for p in &self.git.allowed_protocols {
             if !["https", "ssh", "http", "file"].contains(&p.as_str()) {
                 errs.push((

@@ -85,7 +85,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     logging::init(config.agent.log_format);
     if let ConfigSource::Local(base) = &source {
         eprintln!(
-            "stagelet: no {} and no --config: running on embedded defaults\n  state:  {}\n  socket: {}\n  try:    STAGELET_SOCKET={} stagectl info",
+            "stagelet: no {} and no --config: running on embedded defaults\n  state:  {}\n  socket: {}\n  nginx:  off (stages answer on 127.0.0.1:<http_port>)\n  try:    STAGELET_SOCKET={} stagectl info",
             config::DEFAULT_PATH,
             config.agent.state_dir.display(),
             config.agent.socket.display(),

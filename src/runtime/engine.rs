@@ -5,8 +5,8 @@ use super::docker::connect;
 use crate::core::stage::interfaces::{ContainerInfo, ContainerSpec, Engine, StopOutcome};
 use crate::core::{Error, Result};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
@@ -16,6 +16,10 @@ use bollard::Docker;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+
+fn overlaps(a: &ipnet::Ipv4Net, b: &ipnet::Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
 
 /// Extra time a stop may take past its grace period before it fails as "engine hangs".
 pub const STOP_SLACK: Duration = Duration::from_secs(10);
@@ -75,6 +79,18 @@ impl DockerEngine {
                 Err(self.err(what, e))
             }
         }
+    }
+
+    /// Every IPv4 subnet the engine's networks use.
+    async fn taken_subnets(&self, d: &Docker) -> Result<Vec<ipnet::Ipv4Net>> {
+        let r = d.list_networks(None::<ListNetworksOptions>).await;
+        Ok(self
+            .call("listing networks", r)
+            .await?
+            .into_iter()
+            .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+            .filter_map(|c| c.subnet?.parse().ok())
+            .collect())
     }
 
     /// Ids of the networks named exactly `name` (the engine's filter matches substrings).
@@ -173,28 +189,62 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
 
 #[async_trait::async_trait]
 impl Engine for DockerEngine {
-    async fn create_network(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        subnets: Option<(ipnet::Ipv4Net, u8)>,
+    ) -> Result<()> {
         let d = self.docker().await?;
         // Old engines accept duplicate names: make it only if it is not there.
         if !self.network_ids(&d, name).await?.is_empty() {
             return Ok(());
         }
-        let req = NetworkCreateRequest {
+        let request = |subnet: Option<ipnet::Ipv4Net>| NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
             labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            ipam: subnet.map(|s| Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(s.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        match d.create_network(req).await {
-            // Already there (a retried step): fine.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            r => self
+        let Some((pool, size)) = subnets else {
+            let r = d.create_network(request(None)).await;
+            return self
                 .call(&format!("creating network {name}"), r)
                 .await
-                .map(|_| ()),
+                .map(|_| ());
+        };
+        let taken = self.taken_subnets(&d).await?;
+        let free = pool
+            .subnets(size)
+            .map_err(|e| self.err("docker.subnet_pool", e))?
+            .filter(|s| !taken.iter().any(|t| overlaps(s, t)));
+        // Parallel creates may pick the same subnet: the engine refuses the second; try the next.
+        for subnet in free.take(64) {
+            match d.create_network(request(Some(subnet))).await {
+                Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                    if message.contains("overlap") =>
+                {
+                    continue
+                }
+                r => {
+                    return self
+                        .call(&format!("creating network {name} on {subnet}"), r)
+                        .await
+                        .map(|_| ())
+                }
+            }
         }
+        Err(self.err(
+            &format!("creating network {name}"),
+            format!("no free /{size} subnet left in docker.subnet_pool {pool}"),
+        ))
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {

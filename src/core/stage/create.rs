@@ -227,7 +227,11 @@ impl Stages {
         let network = naming.network(stage);
         self.deps
             .engine
-            .create_network(&network, &naming.labels(stage, "network"))
+            .create_network(
+                &network,
+                &naming.labels(stage, "network"),
+                config.docker.subnets(),
+            )
             .await?;
 
         self.step(stage, Step::Db).await?;

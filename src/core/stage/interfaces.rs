@@ -57,7 +57,13 @@ pub enum StopOutcome {
 
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
-    async fn create_network(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<()>;
+    /// With `subnets` (pool, prefix length) the network gets a free subnet of that pool.
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        subnets: Option<(ipnet::Ipv4Net, u8)>,
+    ) -> Result<()>;
     /// Idempotent: a missing network is fine.
     async fn remove_network(&self, name: &str) -> Result<()>;
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;

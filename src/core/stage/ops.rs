@@ -218,7 +218,11 @@ impl Stages {
         let made = async {
             self.deps
                 .engine
-                .create_network(&db.network, &naming.labels(&stage, "network"))
+                .create_network(
+                    &db.network,
+                    &naming.labels(&stage, "network"),
+                    config.docker.subnets(),
+                )
                 .await?;
             self.deps.engine.create_container(&db).await?;
             self.deps.engine.create_container(&app).await?;
