@@ -50,7 +50,8 @@ impl Daemon {
     /// The test configuration, with `overrides` (TOML text) merged in.
     pub fn config(dir: &Path, slot: u16, overrides: &[&str]) -> (toml::Table, String) {
         // Distinct per process and per daemon; the agent also skips ports in use.
-        let base = 30000 + (std::process::id() as u16 % 50) * 400 + (slot % 20) * 20;
+        // 20000-29999; `ports()` below hands out 40000 and up, so the two never meet.
+        let base = 20000 + (std::process::id() as u16 % 25) * 400 + (slot % 20) * 20;
         let label_prefix = format!("io.stagelet.test.p{}s{slot}", std::process::id());
         let text = format!(
             r#"
