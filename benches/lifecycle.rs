@@ -136,6 +136,90 @@ async fn direct_create(docker: &bollard::Docker, n: usize) -> Duration {
     took
 }
 
+async fn engine_floor(docker: &bollard::Docker) -> Duration {
+    use bollard::query_parameters::{KillContainerOptions, WaitContainerOptions};
+    use futures::StreamExt;
+    let names: Vec<(String, String)> = (0..STAGES)
+        .map(|i| {
+            (
+                format!("benchfloor{}-app{i}", std::process::id()),
+                format!("benchfloor{}-db{i}", std::process::id()),
+            )
+        })
+        .collect();
+    for (app, db) in &names {
+        for (name, image, env) in [
+            (
+                app,
+                "stagelet-test/app:1",
+                vec!["IGNORE_TERM=1".to_string()],
+            ),
+            (
+                db,
+                "stagelet-test/postgres:1",
+                vec!["POSTGRES_USER=u".into(), "POSTGRES_PASSWORD=p".into()],
+            ),
+        ] {
+            let body = ContainerCreateBody {
+                image: Some(image.into()),
+                env: Some(env),
+                ..Default::default()
+            };
+            docker
+                .create_container(
+                    Some(CreateContainerOptions {
+                        name: Some(name.clone()),
+                        ..Default::default()
+                    }),
+                    body,
+                )
+                .await
+                .unwrap();
+            docker.start_container(name, None).await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stop = |name: String, signal: &'static str| async move {
+        docker
+            .kill_container(
+                &name,
+                Some(KillContainerOptions {
+                    signal: signal.into(),
+                }),
+            )
+            .await
+            .unwrap();
+        let mut w = docker.wait_container(
+            &name,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
+        let _ = w.next().await;
+    };
+    let t = Instant::now();
+    futures::future::join_all(names.iter().map(|(app, db)| async move {
+        stop(app.clone(), "SIGKILL").await;
+        stop(db.clone(), "SIGINT").await;
+    }))
+    .await;
+    let took = t.elapsed();
+    for (app, db) in &names {
+        for n in [app, db] {
+            let _ = docker
+                .remove_container(
+                    n,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+    }
+    took
+}
+
 #[tokio::main]
 async fn main() {
     let docker = match stagelet::runtime::docker::connect("unix:///var/run/docker.sock").await {
@@ -198,6 +282,15 @@ async fn main() {
         "stop {STAGES} stages at once, grace {GRACE_S} s, app ignores SIGTERM: {:.2} s wall, ratio to one grace {:.2} (goal <= 1.3; serial would be {STAGES})",
         wall.as_secs_f64(),
         wall.as_secs_f64() / GRACE_S as f64
+    );
+
+    // The engine's own floor in this run: SIGKILL 20 app containers, then SIGINT 20 PostgreSQL
+    // containers, straight through bollard with no agent in between.
+    let floor = engine_floor(&docker).await;
+    println!(
+        "  engine floor (kill {STAGES} apps, then fast-stop {STAGES} PostgreSQL, bollard alone): {:.2} s; agent wall / (grace + floor) = {:.2}",
+        floor.as_secs_f64(),
+        wall.as_secs_f64() / (GRACE_S as f64 + floor.as_secs_f64())
     );
 
     let list = call(&sock, "stage.list", json!({})).await;
