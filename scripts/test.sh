@@ -15,6 +15,9 @@ command -v curl >/dev/null || missing+=(curl)
 command -v systemd-socket-activate >/dev/null || missing+=(systemd)
 command -v openssl >/dev/null || missing+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
+command -v lintian >/dev/null || missing+=(lintian)
+command -v rpmlint >/dev/null || missing+=(rpmlint)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing: ${missing[*]}"
     apt-get update -qq
@@ -49,5 +52,8 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "== packages: build, lint, install, remove, purge"
+./packaging/check.sh
+
 echo "== cargo test"
 STAGELET_TEST_REQUIRE_ENGINE=1 cargo test "$@"

@@ -1,6 +1,6 @@
 //! `stagelet`: the daemon. `stagelet [serve] [--config FILE]`, `stagelet check-config FILE`.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use stagelet::daemon::start::{print_config_errors, serve, ConfigSource};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,11 +25,24 @@ enum Command {
     Serve,
     /// Check a configuration file and print every error with its line, column and key
     CheckConfig { file: PathBuf },
+    /// Print the man page (roff), for packaging
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Man => match clap_mangen::Man::new(Cli::command())
+            .section("8")
+            .render(&mut std::io::stdout())
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stagelet: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { file } => match stagelet::config::load_file(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

@@ -33,6 +33,9 @@ pub enum Command {
     /// Stages: create, list, stop, start, terminate, restore, cancel, ...
     #[command(subcommand)]
     Stage(StageCmd),
+    /// Print the man page (roff), for packaging
+    #[command(hide = true)]
+    Man,
     /// Print shell completions
     Completions {
         #[arg(value_enum)]

@@ -46,6 +46,15 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Command::Man = cli.command {
+        return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(exit::OTHER)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -106,7 +115,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Host => render(json, &client.stats().await?, host_text),
         Command::Subscription(cmd) => subscription(&client, cmd, json).await,
         Command::Stage(cmd) => super::stage::run(&client, cmd, json).await,
-        Command::Completions { .. } => unreachable!("handled before connecting"),
+        Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
 }
 
