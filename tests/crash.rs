@@ -39,6 +39,16 @@ async fn wait_state(
     }
 }
 
+/// Kills the daemon and starts it again with `STAGELET_FAILPOINT` armed.
+fn restart_with_failpoint(env: &mut StageEnv, failpoint: &str) -> std::process::Child {
+    env.daemon.kill9();
+    let mut cmd = env.daemon.command();
+    cmd.env("STAGELET_FAILPOINT", failpoint);
+    let child = cmd.spawn().unwrap();
+    common::wait_for_socket(&env.daemon.socket);
+    child
+}
+
 fn labelled(env: &StageEnv) -> String {
     let label = format!("label={}.stage", env.daemon.label_prefix);
     docker(&["ps", "-aq", "--filter", &label])
@@ -60,16 +70,8 @@ async fn sigkill_at_each_create_step_then_restart_rolls_back() {
     .unwrap();
     for step in CREATE_STEPS {
         // Restart the daemon with the failpoint armed, then create: it dies at that step.
-        env.daemon.kill9();
-        let mut cmd = env.daemon.command();
-        cmd.env("STAGELET_FAILPOINT", format!("create.{step}"));
-        let mut child = cmd.spawn().unwrap();
+        let mut child = restart_with_failpoint(&mut env, &format!("create.{step}"));
         let sock = env.daemon.socket.clone();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(20));
-        }
         let mut h = stagelet::api::client::HttpClient::connect(&sock)
             .await
             .unwrap();
@@ -135,15 +137,7 @@ async fn sigkill_during_cancel_then_restart_finishes_it() {
         .await
         .unwrap();
     assert_eq!(resp["result"]["state"], "running", "{resp}");
-    env.daemon.kill9();
-    let mut cmd = env.daemon.command();
-    cmd.env("STAGELET_FAILPOINT", "cancel.teardown");
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(&env.daemon.socket).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = restart_with_failpoint(&mut env, "cancel.teardown");
     let mut h = stagelet::api::client::HttpClient::connect(&env.daemon.socket)
         .await
         .unwrap();

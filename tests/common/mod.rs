@@ -296,6 +296,19 @@ impl StageEnv {
     }
 }
 
+/// Waits until something accepts connections on `socket` (at most 20 s).
+pub fn wait_for_socket(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether a Docker engine answers. Without one, a test that needs it prints a notice and
 /// passes, unless STAGELET_TEST_REQUIRE_ENGINE=1 makes that a failure.
 pub async fn require_engine(test: &str) -> bool {
