@@ -252,7 +252,12 @@ fn subscription_text(s: &Subscription) -> String {
 
 fn info_text(i: &AgentInfo) -> String {
     let dep = |ok: bool, v: &Option<String>, m: &Option<String>| {
-        let state = if ok { "ok" } else { "NOT OK" };
+        let disabled = m.as_deref().is_some_and(|m| m.starts_with("disabled"));
+        let state = match (ok, disabled) {
+            (true, _) => "ok",
+            (false, true) => "off",
+            (false, false) => "NOT OK",
+        };
         let mut s = format!("{state} {}", output::opt(v));
         if let Some(m) = m {
             s += &format!(" ({m})");
