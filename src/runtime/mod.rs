@@ -8,3 +8,4 @@ pub mod nginx;
 pub mod pgdb;
 pub mod probes;
 pub mod records;
+pub mod usage;
