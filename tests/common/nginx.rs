@@ -1,5 +1,6 @@
 //! A private nginx master for one test: its own prefix, config, pid file and loopback ports.
 
+use stagelet::runtime::nginx::control::alive;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -170,16 +171,6 @@ impl Drop for TestNginx {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A daemonized master is nobody's child here, so once dead it may linger as a zombie.
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next())
-            != Some("Z")
-    })
 }
 
 /// (status, body) from curl; status 0 when no HTTP answer came.

@@ -116,13 +116,9 @@ fn children(parent: Pid) -> HashSet<i32> {
 }
 
 /// A dead master that nobody reaped is a zombie: not running.
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next())
-            != Some("Z")
-    })
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat_field(&stat, 0).is_some_and(|state| state != "Z"))
 }
 
 fn shutting_down(pid: i32) -> bool {
@@ -130,13 +126,15 @@ fn shutting_down(pid: i32) -> bool {
         .is_ok_and(|c| String::from_utf8_lossy(&c).contains("shutting down"))
 }
 
-/// The 4th field of /proc/PID/stat; the command name before it may hold spaces and ')'.
+/// Field `n` after the command name of /proc/PID/stat (0: state, 1: ppid); the name itself may
+/// hold spaces and ')'.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(n)
+}
+
+/// The parent pid from /proc/PID/stat.
 fn ppid_of(stat: &str) -> Option<i32> {
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    stat_field(stat, 1)?.parse().ok()
 }
 
 #[cfg(test)]
