@@ -7,6 +7,7 @@ use crate::api::rpc::{AgentApiClient, HostApiClient, SubscriptionApiClient};
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
 use crate::core::subscription::{Settings, Subscription};
+use crate::core::time::rfc3339;
 use clap::{CommandFactory, Parser};
 use jsonrpsee::core::ClientError;
 use serde::Serialize;
@@ -245,8 +246,8 @@ fn subscription_text(s: &Subscription) -> String {
                 .map_or("-".into(), |m| format!("{m} MB")),
         ),
         ("cpu limit", output::opt(&s.settings.cpu_limit)),
-        ("created", rfc3339(s.created_at)),
-        ("updated", rfc3339(s.updated_at)),
+        ("created", rfc3339(&s.created_at)),
+        ("updated", rfc3339(&s.updated_at)),
     ])
 }
 
@@ -323,9 +324,4 @@ fn host_text(h: &HostStats) -> String {
     out += "\n";
     out += &output::table(&["MOUNT", "TOTAL", "AVAILABLE"], &rows);
     out
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }

@@ -19,9 +19,7 @@ pub struct Event {
 impl Event {
     pub fn new(stage: &Stage, operation: &str, step: &str, message: impl Into<String>) -> Event {
         Event {
-            at: crate::core::time::now()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            at: crate::core::time::rfc3339(&crate::core::time::now()),
             stage: stage.reference(),
             uuid: stage.uuid,
             operation: operation.to_string(),

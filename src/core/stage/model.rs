@@ -3,7 +3,7 @@
 
 use crate::core::names::{Domain, StageName, SubscriptionId};
 use crate::core::subscription::Settings;
-use crate::core::time::Timestamp;
+use crate::core::time::{rfc3339 as fmt, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -190,11 +190,6 @@ pub struct StageView {
     /// What differs between the record and the engine (a container missing or exited while the
     /// stage should run).
     pub drift: Vec<String>,
-}
-
-fn fmt(t: &Timestamp) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 impl StageView {
