@@ -17,6 +17,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
 command -v lintian >/dev/null || missing+=(lintian)
 command -v rpmlint >/dev/null || missing+=(rpmlint)
+# rpmlint reads packages through the rpm tool, which its Debian package does not pull in.
+command -v rpm >/dev/null || missing+=(rpm)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing: ${missing[*]}"

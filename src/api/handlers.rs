@@ -6,14 +6,17 @@ use super::rpc::{
 };
 use crate::core::agent::{Agent, AgentInfo};
 use crate::core::interfaces::HostStats;
+use crate::core::stage::interfaces::ContainerStats;
 use crate::core::stage::model::StageView;
+use crate::core::stage::usage::StageUsage;
 use crate::core::stage::{NewStage, StagePatch};
-use crate::core::subscription::{Settings, Subscription};
+use crate::core::subscription::{Settings, SubscriptionView};
 use crate::core::subscriptions::{NewSubscription, SubscriptionPatch};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::RpcModule;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -67,7 +70,7 @@ impl SubscriptionApiServer for Handlers {
         storage_limit_mb: Option<u64>,
         profile: Option<String>,
         settings: Option<Settings>,
-    ) -> RpcResult<Subscription> {
+    ) -> RpcResult<SubscriptionView> {
         let req = NewSubscription {
             id,
             stage_limit,
@@ -84,7 +87,7 @@ impl SubscriptionApiServer for Handlers {
         stage_limit: Option<u32>,
         storage_limit_mb: Option<u64>,
         settings: Option<Settings>,
-    ) -> RpcResult<Subscription> {
+    ) -> RpcResult<SubscriptionView> {
         let patch = SubscriptionPatch {
             id,
             stage_limit,
@@ -94,11 +97,11 @@ impl SubscriptionApiServer for Handlers {
         Ok(self.agent.update_subscription(patch).await?)
     }
 
-    async fn get(&self, id: String) -> RpcResult<Subscription> {
+    async fn get(&self, id: String) -> RpcResult<SubscriptionView> {
         Ok(self.agent.get_subscription(&id)?)
     }
 
-    async fn list(&self) -> RpcResult<Vec<Subscription>> {
+    async fn list(&self) -> RpcResult<Vec<SubscriptionView>> {
         Ok(self.agent.list_subscriptions())
     }
 
@@ -187,6 +190,17 @@ impl StageApiServer for Handlers {
             grace_period_s,
         };
         Ok(self.agent.update_stage(&stage, patch).await?)
+    }
+
+    async fn usage(&self, stage: String, refresh: Option<bool>) -> RpcResult<StageUsage> {
+        Ok(self
+            .agent
+            .stage_usage(&stage, refresh.unwrap_or(false))
+            .await?)
+    }
+
+    async fn stats(&self, stage: String) -> RpcResult<BTreeMap<String, Option<ContainerStats>>> {
+        Ok(self.agent.stage_stats(&stage).await?)
     }
 }
 

@@ -6,10 +6,13 @@
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
 use crate::core::stage::events::Event;
+use crate::core::stage::interfaces::ContainerStats;
 use crate::core::stage::model::StageView;
-use crate::core::subscription::{Settings, Subscription};
+use crate::core::stage::usage::StageUsage;
+use crate::core::subscription::{Settings, SubscriptionView};
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
+use std::collections::BTreeMap;
 
 #[rpc(server, client, namespace = "agent", namespace_separator = ".")]
 pub trait AgentApi {
@@ -35,7 +38,7 @@ pub trait SubscriptionApi {
         storage_limit_mb: Option<u64>,
         profile: Option<String>,
         settings: Option<Settings>,
-    ) -> RpcResult<Subscription>;
+    ) -> RpcResult<SubscriptionView>;
 
     /// Absent fields stay as they are; `storage_limit_mb: 0` removes the limit.
     #[method(name = "update", param_kind = map)]
@@ -45,13 +48,13 @@ pub trait SubscriptionApi {
         stage_limit: Option<u32>,
         storage_limit_mb: Option<u64>,
         settings: Option<Settings>,
-    ) -> RpcResult<Subscription>;
+    ) -> RpcResult<SubscriptionView>;
 
     #[method(name = "get", param_kind = map)]
-    async fn get(&self, id: String) -> RpcResult<Subscription>;
+    async fn get(&self, id: String) -> RpcResult<SubscriptionView>;
 
     #[method(name = "list", param_kind = map)]
-    async fn list(&self) -> RpcResult<Vec<Subscription>>;
+    async fn list(&self) -> RpcResult<Vec<SubscriptionView>>;
 
     /// Refused while the subscription has stages that are not cancelled.
     #[method(name = "delete", param_kind = map)]
@@ -111,6 +114,15 @@ pub trait StageApi {
         #[argument(rename = "type")] stage_type: Option<String>,
         grace_period_s: Option<u64>,
     ) -> RpcResult<StageView>;
+
+    /// The last measure of the stage's directories; `refresh: true` measures now (concurrent
+    /// refreshes of one stage share one walk).
+    #[method(name = "usage", param_kind = map)]
+    async fn usage(&self, stage: String, refresh: Option<bool>) -> RpcResult<StageUsage>;
+
+    /// One Docker stats sample per component (`null` when it is not running).
+    #[method(name = "stats", param_kind = map)]
+    async fn stats(&self, stage: String) -> RpcResult<BTreeMap<String, Option<ContainerStats>>>;
 }
 
 #[rpc(server, client, namespace = "events", namespace_separator = ".")]

@@ -1,4 +1,5 @@
-//! `stagelet`: the daemon. `stagelet [serve] [--config FILE]`, `stagelet check-config FILE`.
+//! `stagelet`: the daemon. `stagelet [serve] [--config FILE]`, `stagelet check-config FILE`,
+//! `stagelet measure DIR`.
 
 use clap::{CommandFactory, Parser, Subcommand};
 use stagelet::daemon::start::{print_config_errors, serve, ConfigSource};
@@ -25,6 +26,9 @@ enum Command {
     Serve,
     /// Check a configuration file and print every error with its line, column and key
     CheckConfig { file: PathBuf },
+    /// Measure a directory as the agent measures stages (apparent and allocated bytes, as
+    /// `du -sb` and `du -sB1`), printed as JSON
+    Measure { dir: PathBuf },
     /// Print the man page (roff), for packaging
     #[command(hide = true)]
     Man,
@@ -53,6 +57,20 @@ fn main() -> ExitCode {
                 ExitCode::from(stagelet::daemon::EXIT_CONFIG)
             }
         },
+        Command::Measure { dir } => {
+            let threads = stagelet::runtime::usage::default_threads();
+            let usage = stagelet::runtime::usage::measure(&dir, threads);
+            match serde_json::to_string_pretty(&usage) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("stagelet: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -167,4 +167,15 @@ pub enum StageCmd {
         #[arg(long)]
         grace_period_s: Option<u64>,
     },
+    /// Database, filestore and addons sizes, and active users
+    Usage {
+        stage: String,
+        /// Measure now instead of showing the last measure
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// CPU and memory of each container (one sample)
+    Stats {
+        stage: String,
+    },
 }

@@ -6,7 +6,7 @@ use crate::api::client;
 use crate::api::rpc::{AgentApiClient, HostApiClient, SubscriptionApiClient};
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
-use crate::core::subscription::{Settings, Subscription};
+use crate::core::subscription::{Settings, SubscriptionView};
 use crate::core::time::rfc3339;
 use clap::{CommandFactory, Parser};
 use jsonrpsee::core::ClientError;
@@ -125,7 +125,7 @@ async fn subscription(
     cmd: SubscriptionCmd,
     json: bool,
 ) -> Result<String, Failure> {
-    let one = |s: &Subscription| subscription_text(s);
+    let one = |s: &SubscriptionView| subscription_text(s);
     match cmd {
         SubscriptionCmd::Create {
             id,
@@ -156,6 +156,7 @@ async fn subscription(
                 Some(merged(
                     SubscriptionApiClient::get(client, id.clone())
                         .await?
+                        .subscription
                         .settings,
                     &limits,
                 ))
@@ -184,13 +185,21 @@ async fn subscription(
                             s.id.to_string(),
                             s.stage_limit.to_string(),
                             s.storage_limit_mb.map_or("-".into(), |m| format!("{m} MB")),
+                            used(s),
                             s.profile.clone(),
                             s.created_at.date().to_string(),
                         ]
                     })
                     .collect();
                 output::table(
-                    &["ID", "STAGE LIMIT", "STORAGE LIMIT", "PROFILE", "CREATED"],
+                    &[
+                        "ID",
+                        "STAGE LIMIT",
+                        "STORAGE LIMIT",
+                        "USED",
+                        "PROFILE",
+                        "CREATED",
+                    ],
                     &rows,
                 )
             })
@@ -216,7 +225,13 @@ fn merged(mut settings: Settings, limits: &Limits) -> Settings {
     settings
 }
 
-fn subscription_text(s: &Subscription) -> String {
+/// Storage used, marked when over the limit.
+fn used(s: &SubscriptionView) -> String {
+    let mark = if s.over_limit { " OVER LIMIT" } else { "" };
+    format!("{}{mark}", output::size(s.used_bytes))
+}
+
+fn subscription_text(s: &SubscriptionView) -> String {
     let env: Vec<String> = s
         .settings
         .env
@@ -230,6 +245,7 @@ fn subscription_text(s: &Subscription) -> String {
             "storage limit",
             s.storage_limit_mb.map_or("-".into(), |m| format!("{m} MB")),
         ),
+        ("storage used", used(s)),
         ("profile", s.profile.clone()),
         (
             "env",

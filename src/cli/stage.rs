@@ -4,8 +4,11 @@ use super::args::StageCmd;
 use super::output;
 use super::run::{render, Failure};
 use crate::api::rpc::{EventsApiClient, StageApiClient};
+use crate::core::stage::interfaces::ContainerStats;
 use crate::core::stage::model::StageView;
+use crate::core::stage::usage::StageUsage;
 use jsonrpsee::async_client::Client;
+use std::collections::BTreeMap;
 use std::io::Write;
 
 pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, Failure> {
@@ -116,7 +119,72 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             &StageApiClient::update(client, stage, end_date, stage_type, grace_period_s).await?,
             one,
         ),
+        StageCmd::Usage { stage, refresh } => render(
+            json,
+            &StageApiClient::usage(client, stage, Some(refresh)).await?,
+            usage_text,
+        ),
+        StageCmd::Stats { stage } => render(
+            json,
+            &StageApiClient::stats(client, stage).await?,
+            stats_text,
+        ),
     }
+}
+
+fn usage_text(u: &StageUsage) -> String {
+    let Some(s) = &u.storage else {
+        return format!(
+            "{}: not measured yet (stagectl stage usage {} --refresh)\n",
+            u.stage, u.stage
+        );
+    };
+    let row = |name: &str, allocated: u64, apparent: u64| {
+        vec![
+            name.to_string(),
+            output::size(allocated),
+            output::size(apparent),
+        ]
+    };
+    let mut out = output::table(
+        &["", "ON DISK", "APPARENT"],
+        &[
+            row("database", s.database_bytes, s.apparent.database_bytes),
+            row("filestore", s.filestore_bytes, s.apparent.filestore_bytes),
+            row("addons", s.addons_bytes, s.apparent.addons_bytes),
+            row("total", s.used_bytes, s.apparent.used_bytes),
+        ],
+    );
+    out += "\n";
+    let mut pairs = vec![
+        ("files", s.files.to_string()),
+        ("active users", output::opt(&u.active_users)),
+        ("measured", crate::core::time::rfc3339(&s.measured_at)),
+    ];
+    if s.unreadable > 0 {
+        pairs.push(("unreadable", format!("{} entries skipped", s.unreadable)));
+    }
+    if u.over_limit {
+        pairs.push(("limit", "the subscription is OVER its storage limit".into()));
+    }
+    out += &output::block(&pairs);
+    out
+}
+
+fn stats_text(stats: &BTreeMap<String, Option<ContainerStats>>) -> String {
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .map(|(role, s)| match s {
+            Some(s) => vec![
+                role.clone(),
+                format!("{:.1}%", s.cpu_pct),
+                output::size(s.memory_bytes),
+                output::size(s.memory_limit_bytes),
+            ],
+            None => vec![role.clone(), "not running".into(), "-".into(), "-".into()],
+        })
+        .collect();
+    output::table(&["COMPONENT", "CPU", "MEMORY", "LIMIT"], &rows)
 }
 
 /// "3d", "5h", "12m", "40s" since an RFC 3339 time.
@@ -150,6 +218,19 @@ fn stage_text(s: &StageView) -> String {
         ("http port", output::opt(&s.http_port)),
         ("containers", components.join(", ")),
         ("addons dir", s.addons_dir.clone()),
+        (
+            "storage",
+            s.storage.as_ref().map_or("not measured yet".into(), |u| {
+                format!(
+                    "{} (database {}, filestore {}, addons {})",
+                    output::size(u.used_bytes),
+                    output::size(u.database_bytes),
+                    output::size(u.filestore_bytes),
+                    output::size(u.addons_bytes)
+                )
+            }),
+        ),
+        ("active users", output::opt(&s.active_users)),
         ("created", s.created_at.clone()),
         ("end date", output::opt(&s.end_date)),
         ("purge at", output::opt(&s.purge_at)),
@@ -159,6 +240,9 @@ fn stage_text(s: &StageView) -> String {
     }
     if let Some(e) = &s.last_error {
         pairs.push(("last error", e.clone()));
+    }
+    if s.over_limit {
+        pairs.push(("limit", "the subscription is OVER its storage limit".into()));
     }
     if !s.drift.is_empty() {
         pairs.push(("drift", s.drift.join("; ")));

@@ -2,9 +2,11 @@
 //! registries and the probes.
 
 use super::interfaces::{DependencyProbe, HostProbe, HostStats, RecordStore};
+use super::stage::interfaces::{ContainerStats, MeasurePriority};
 use super::stage::model::{Stage, StageState, StageType, StageView, StopReason};
+use super::stage::usage::{over_limit, used_by, StageUsage};
 use super::stage::{NewStage, StageDeps, StagePatch, Stages};
-use super::subscription::Subscription;
+use super::subscription::{Subscription, SubscriptionView};
 use super::subscriptions::{NewSubscription, SubscriptionPatch, Subscriptions};
 use super::{Error, Result};
 use crate::config::{Config, SharedConfig};
@@ -121,24 +123,51 @@ impl Agent {
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
-    pub async fn create_subscription(&self, req: NewSubscription) -> Result<Subscription> {
+    /// The record with what its stages use.
+    fn subscription_view(&self, subscription: Subscription) -> SubscriptionView {
+        let used_bytes = used_by(&self.stages.all(), &subscription.id);
+        SubscriptionView {
+            over_limit: over_limit(subscription.storage_limit_mb, used_bytes),
+            used_bytes,
+            subscription,
+        }
+    }
+
+    pub async fn create_subscription(&self, req: NewSubscription) -> Result<SubscriptionView> {
         let config = self.config();
         let profiles: Vec<String> = config.profiles.keys().cloned().collect();
-        self.subscriptions
+        let s = self
+            .subscriptions
             .create(req, &profiles, &config.agent.default_profile)
-            .await
+            .await?;
+        Ok(self.subscription_view(s))
     }
 
-    pub async fn update_subscription(&self, patch: SubscriptionPatch) -> Result<Subscription> {
-        self.subscriptions.update(patch).await
+    pub async fn update_subscription(&self, patch: SubscriptionPatch) -> Result<SubscriptionView> {
+        let s = self.subscriptions.update(patch).await?;
+        Ok(self.subscription_view(s))
     }
 
-    pub fn get_subscription(&self, id: &str) -> Result<Subscription> {
-        self.subscriptions.get(id)
+    pub fn get_subscription(&self, id: &str) -> Result<SubscriptionView> {
+        Ok(self.subscription_view(self.subscriptions.get(id)?))
     }
 
-    pub fn list_subscriptions(&self) -> Vec<Subscription> {
-        self.subscriptions.list()
+    pub fn list_subscriptions(&self) -> Vec<SubscriptionView> {
+        self.subscriptions
+            .list()
+            .into_iter()
+            .map(|s| self.subscription_view(s))
+            .collect()
+    }
+
+    /// Whether the stage's subscription is over its storage limit.
+    fn over_limit(&self, stage: &Stage) -> bool {
+        let limit = self
+            .subscriptions
+            .get(stage.subscription.as_str())
+            .ok()
+            .and_then(|s| s.storage_limit_mb);
+        over_limit(limit, used_by(&self.stages.all(), &stage.subscription))
     }
 
     /// Refused while the subscription has a stage that is not cancelled.
@@ -168,7 +197,9 @@ impl Agent {
     }
 
     async fn view(&self, stage: &Stage) -> StageView {
-        self.stages.view(&self.config(), stage).await
+        let mut view = self.stages.view(&self.config(), stage).await;
+        view.over_limit = self.over_limit(stage);
+        view
     }
 
     pub async fn create_stage(&self, subscription: &str, req: NewStage) -> Result<StageView> {
@@ -219,8 +250,7 @@ impl Agent {
                 b.created_at,
             ))
         });
-        let config = self.config();
-        let views = stages.iter().map(|s| self.stages.view(&config, s));
+        let views = stages.iter().map(|s| self.view(s));
         Ok(futures::future::join_all(views).await)
     }
 
@@ -271,6 +301,49 @@ impl Agent {
     pub async fn update_stage(&self, reference: &str, patch: StagePatch) -> Result<StageView> {
         let s = self.stages.update(&self.config(), reference, patch).await?;
         Ok(self.view(&s).await)
+    }
+
+    /// `stage.usage`: the last measure, or a new one with `refresh` (joined by concurrent
+    /// refreshes of the same stage).
+    pub async fn stage_usage(&self, reference: &str, refresh: bool) -> Result<StageUsage> {
+        let mut stage = self.stages.find(reference)?;
+        if refresh {
+            let m = self
+                .stages
+                .measure(&self.config(), reference, MeasurePriority::Interactive)
+                .await?;
+            stage.storage = Some(m.storage);
+            stage.active_users = m.active_users;
+        }
+        Ok(StageUsage {
+            stage: stage.reference(),
+            over_limit: self.over_limit(&stage),
+            storage: stage.storage,
+            active_users: stage.active_users,
+        })
+    }
+
+    /// `stage.stats`: one Docker stats sample per component; `None` when it is not running.
+    pub async fn stage_stats(
+        &self,
+        reference: &str,
+    ) -> Result<BTreeMap<String, Option<ContainerStats>>> {
+        self.stages.stats(&self.config(), reference).await
+    }
+
+    /// Measures stale stages one at a time, at idle priority, for as long as the daemon runs.
+    pub async fn run_usage(self: Arc<Self>) {
+        loop {
+            let config = self.config();
+            self.stages.measure_stale(&config, super::time::now()).await;
+            // Look again often enough to notice new stages and a shorter interval.
+            let pause = config
+                .usage
+                .interval
+                .0
+                .min(std::time::Duration::from_secs(60));
+            tokio::time::sleep(pause).await;
+        }
     }
 
     /// Reconcile (until it succeeds once) and the scheduled work, every `interval`.

@@ -4,6 +4,8 @@
 pub mod agent;
 pub mod error;
 pub mod failpoint;
+#[cfg(test)]
+pub mod fakes;
 pub mod interfaces;
 pub mod names;
 pub mod site;

@@ -76,6 +76,24 @@ impl Settings {
     }
 }
 
+/// A subscription as the API shows it: the record, plus what its stages use by their last
+/// measures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionView {
+    #[serde(flatten)]
+    pub subscription: Subscription,
+    pub used_bytes: u64,
+    /// `used_bytes` is above `storage_limit_mb`.
+    pub over_limit: bool,
+}
+
+impl std::ops::Deref for SubscriptionView {
+    type Target = Subscription;
+    fn deref(&self) -> &Subscription {
+        &self.subscription
+    }
+}
+
 pub fn check_stage_limit(limit: u32) -> Result<u32> {
     if limit > MAX_STAGE_LIMIT {
         return Err(Error::invalid(

@@ -190,38 +190,7 @@ impl Subscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
-    /// An in-memory store; `fail` makes every write fail.
-    #[derive(Default)]
-    struct MemStore {
-        recs: Mutex<HashMap<String, Vec<u8>>>,
-        fail: std::sync::atomic::AtomicBool,
-    }
-
-    impl RecordStore for MemStore {
-        fn put(&self, _: RecordKind, key: &str, bytes: &[u8]) -> std::io::Result<()> {
-            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(std::io::Error::other("disk full"));
-            }
-            self.recs.lock().unwrap().insert(key.into(), bytes.to_vec());
-            Ok(())
-        }
-        fn delete(&self, _: RecordKind, key: &str) -> std::io::Result<()> {
-            self.recs.lock().unwrap().remove(key);
-            Ok(())
-        }
-        fn load_all(&self, _: RecordKind) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-            Ok(self
-                .recs
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect())
-        }
-    }
+    use crate::core::fakes::MemStore;
 
     fn profiles() -> Vec<String> {
         vec!["odoo".into()]

@@ -13,6 +13,7 @@ use crate::runtime::engine::DockerEngine;
 use crate::runtime::hostfs::{BindProbe, DataDirs};
 use crate::runtime::nginx::NginxSites;
 use crate::runtime::pgdb::Postgres;
+use crate::runtime::usage::{default_threads, Walker};
 use crate::runtime::{host::SysHost, probes::HostDependencies, records::FsRecordStore};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -124,6 +125,9 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
         }),
         proxy: NginxSites::start(Arc::new(move || crate::config::current(&live))),
         ports: Arc::new(BindProbe),
+        meter: Arc::new(Walker {
+            threads: default_threads(),
+        }),
     };
     let agent = match Agent::new(shared, store, stage_deps, host, deps) {
         Ok(a) => Arc::new(a),
@@ -152,6 +156,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
             .clone()
             .run_background(config.lifecycle.scheduler_interval.0),
     );
+    let measuring = tokio::spawn(agent.clone().run_usage());
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_task = {
@@ -184,6 +189,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     .await;
     signal_task.abort();
     background.abort();
+    measuring.abort();
     if let Some(w) = watchdog {
         w.abort();
     }

@@ -2,7 +2,9 @@
 //! so the daemon rides out an engine restart; every error names the endpoint.
 
 use super::docker::connect;
-use crate::core::stage::interfaces::{ContainerInfo, ContainerSpec, Engine, StopOutcome};
+use crate::core::stage::interfaces::{
+    ContainerInfo, ContainerSpec, ContainerStats, Engine, StopOutcome,
+};
 use crate::core::{Error, Result};
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
@@ -10,7 +12,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
-    ListNetworksOptions, LogsOptions, RemoveContainerOptions, WaitContainerOptions,
+    ListNetworksOptions, LogsOptions, RemoveContainerOptions, StatsOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -468,5 +470,27 @@ impl Engine for DockerEngine {
             .flat_map(|c| c.ports.unwrap_or_default())
             .filter_map(|p| p.public_port)
             .collect())
+    }
+
+    async fn stats(&self, name: &str) -> Result<Option<ContainerStats>> {
+        match self.inspect_container(name, "").await? {
+            Some(info) if info.running => {}
+            _ => return Ok(None),
+        }
+        let d = self.docker().await?;
+        // Not one-shot: the engine waits for a second sample, so CPU % has a previous one.
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: false,
+        };
+        let mut stream = d.stats(name, Some(opts));
+        match stream.next().await {
+            Some(Err(e)) if is_not_found(&e) => Ok(None),
+            Some(r) => {
+                let sample = self.call(&format!("reading stats of {name}"), r).await?;
+                Ok(Some(super::container_stats::from_response(&sample)))
+            }
+            None => Ok(None),
+        }
     }
 }

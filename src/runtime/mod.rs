@@ -1,11 +1,13 @@
 //! The runtime side: the core's interfaces implemented on the real host.
 
+pub mod container_stats;
 pub mod docker;
 pub mod engine;
 pub mod host;
 pub mod hostfs;
 pub mod nginx;
 pub mod pgdb;
+pub mod priority;
 pub mod probes;
 pub mod records;
 pub mod usage;

@@ -73,6 +73,25 @@ impl StageDatabase for Postgres {
         }
         Ok(())
     }
+
+    async fn count(&self, t: &DbTarget, db: &str, query: &str) -> Result<i64> {
+        let c = connect(t, db)
+            .await
+            .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
+        // The profile's query, in a read-only transaction so it can change nothing.
+        let wrapped = format!("BEGIN READ ONLY; {query}; ROLLBACK");
+        let messages = c
+            .simple_query(&wrapped)
+            .await
+            .map_err(|e| Error::Database(format!("{db}: {e}")))?;
+        let value = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        });
+        value
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| Error::Database(format!("{db}: the query returned no number")))
+    }
 }
 
 #[cfg(test)]

@@ -3,68 +3,121 @@
 //! not followed, the walk stays on one filesystem, and an unreadable entry is counted and
 //! skipped, never fatal. Independent subtrees are walked in parallel by a small bounded pool.
 
-use serde::{Deserialize, Serialize};
+use crate::core::stage::interfaces::{DirUsage, MeasurePriority, UsageMeter};
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, FileStat, Mode};
 use std::collections::HashSet;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use walkdir::WalkDir;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    pub apparent_bytes: u64,
-    pub allocated_bytes: u64,
-    pub files: u64,
-    pub dirs: u64,
-    /// Entries that could not be read (permissions, vanished while walking).
-    pub unreadable: u64,
-}
-
-impl Usage {
-    fn add(&mut self, o: Usage) {
-        self.apparent_bytes += o.apparent_bytes;
-        self.allocated_bytes += o.allocated_bytes;
-        self.files += o.files;
-        self.dirs += o.dirs;
-        self.unreadable += o.unreadable;
-    }
-}
+/// The figures of one walk; the core's type.
+pub type Usage = DirUsage;
 
 /// Inodes with more than one link already counted, shared by the workers.
 type Seen = Mutex<HashSet<(u64, u64)>>;
 
-fn count(meta: &std::fs::Metadata, seen: &Seen, u: &mut Usage) {
-    if meta.nlink() > 1
-        && !meta.is_dir()
+/// What the walk needs of an inode.
+struct Inode {
+    dev: u64,
+    ino: u64,
+    nlink: u64,
+    size: u64,
+    blocks: u64,
+    is_dir: bool,
+}
+
+impl From<&std::fs::Metadata> for Inode {
+    fn from(m: &std::fs::Metadata) -> Self {
+        Inode {
+            dev: m.dev(),
+            ino: m.ino(),
+            nlink: m.nlink(),
+            size: m.size(),
+            blocks: m.blocks(),
+            is_dir: m.is_dir(),
+        }
+    }
+}
+
+impl From<FileStat> for Inode {
+    fn from(m: FileStat) -> Self {
+        Inode {
+            dev: m.st_dev,
+            ino: m.st_ino,
+            nlink: m.st_nlink,
+            size: m.st_size as u64,
+            blocks: m.st_blocks as u64,
+            is_dir: m.st_mode & libc::S_IFMT == libc::S_IFDIR,
+        }
+    }
+}
+
+fn count(meta: &Inode, seen: &Seen, u: &mut Usage) {
+    if meta.nlink > 1
+        && !meta.is_dir
         && !seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((meta.dev(), meta.ino()))
+            .insert((meta.dev, meta.ino))
     {
         return;
     }
-    u.apparent_bytes += meta.size();
-    u.allocated_bytes += meta.blocks() * 512;
-    if meta.is_dir() {
+    u.apparent_bytes += meta.size;
+    u.allocated_bytes += meta.blocks * 512;
+    if meta.is_dir {
         u.dirs += 1;
     } else {
         u.files += 1;
     }
 }
 
-/// Walks `root` (not its own entry) without descending into other filesystems.
+fn open_dir_at(parent: Option<&OwnedFd>, path: &Path) -> Option<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match parent {
+        Some(fd) => openat(fd, path, flags, Mode::empty()).ok(),
+        None => nix::fcntl::open(path, flags, Mode::empty()).ok(),
+    }
+}
+
+/// Walks `root` (not its own entry) without descending into other filesystems. Each entry is
+/// stat'ed relative to its open parent directory, one path component as du does, rather than
+/// by its full path.
 fn walk(root: &Path, dev: u64, seen: &Seen) -> Usage {
     let mut u = Usage::default();
     let walker = WalkDir::new(root)
         .min_depth(1)
         .follow_links(false)
         .same_file_system(true);
+    // The open directories on the current path, by depth; `None` where one could not be opened.
+    let mut parents: Vec<Option<OwnedFd>> = vec![open_dir_at(None, root)];
     for entry in walker {
-        match entry.and_then(|e| e.metadata().map(|m| (e, m))) {
+        let Ok(entry) = entry else {
+            u.unreadable += 1;
+            continue;
+        };
+        let depth = entry.depth();
+        parents.truncate(depth);
+        let parent = parents.get(depth - 1).and_then(Option::as_ref);
+        let meta = match parent {
+            Some(fd) => fstatat(fd, entry.file_name(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                .map(Inode::from)
+                .ok(),
+            None => entry.metadata().ok().map(|m| Inode::from(&m)),
+        };
+        match meta {
             // A mount point's own inode belongs to the other filesystem: du -x skips it too.
-            Ok((_, meta)) if meta.dev() != dev => {}
-            Ok((_, meta)) => count(&meta, seen, &mut u),
-            Err(_) => u.unreadable += 1,
+            Some(m) if m.dev != dev => {}
+            Some(m) => {
+                count(&m, seen, &mut u);
+                if m.is_dir {
+                    let fd = open_dir_at(parent, Path::new(entry.file_name()));
+                    parents.push(fd);
+                }
+            }
+            None => u.unreadable += 1,
         }
     }
     u
@@ -72,46 +125,74 @@ fn walk(root: &Path, dev: u64, seen: &Seen) -> Usage {
 
 /// Measures `root` with up to `threads` workers, one subtree at a time each.
 pub fn measure(root: &Path, threads: usize) -> Usage {
+    measure_with(root, threads, || {})
+}
+
+/// How deep the tree is split before the pool takes over. Odoo keeps its files three levels
+/// down (`filestore/<db>/<xx>/`), so splitting only the top level would leave one busy thread.
+const MAX_SPLIT_DEPTH: usize = 4;
+
+/// Counts the entries of `dir` and pushes its subdirectories (on `dev`) to `subdirs`.
+fn expand(dir: &Path, dev: u64, seen: &Seen, total: &mut Usage, subdirs: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        total.unreadable += 1;
+        return;
+    };
+    for entry in entries {
+        // `DirEntry::metadata` does not follow symlinks.
+        match entry.and_then(|e| e.metadata().map(|m| (e.path(), m))) {
+            Ok((_, meta)) if meta.dev() != dev => {}
+            Ok((path, meta)) => {
+                count(&Inode::from(&meta), seen, total);
+                if meta.is_dir() {
+                    subdirs.push(path);
+                }
+            }
+            Err(_) => total.unreadable += 1,
+        }
+    }
+}
+
+/// As [`measure`]; every thread that walks (the caller's included) runs `setup` first.
+fn measure_with(root: &Path, threads: usize, setup: impl Fn() + Sync) -> Usage {
+    setup();
+    let threads = threads.max(1);
     let seen: Seen = Mutex::new(HashSet::new());
     let mut total = Usage::default();
     let Ok(root_meta) = std::fs::symlink_metadata(root) else {
         total.unreadable = 1;
         return total;
     };
-    count(&root_meta, &seen, &mut total);
+    count(&Inode::from(&root_meta), &seen, &mut total);
     if !root_meta.is_dir() {
         return total;
     }
     let dev = root_meta.dev();
-    // The top level: files counted here, directories handed to the pool.
-    let mut subtrees: Vec<PathBuf> = vec![];
-    match std::fs::read_dir(root) {
-        Ok(entries) => {
-            for entry in entries {
-                match entry.and_then(|e| e.metadata().map(|m| (e.path(), m))) {
-                    Ok((_, meta)) if meta.dev() != dev => {}
-                    Ok((path, meta)) => {
-                        count(&meta, &seen, &mut total);
-                        if meta.is_dir() {
-                            subtrees.push(path);
-                        }
-                    }
-                    Err(_) => total.unreadable += 1,
-                }
-            }
+    // Split level by level until there are enough subtrees to keep every worker busy.
+    let mut subtrees = vec![root.to_path_buf()];
+    for _ in 0..MAX_SPLIT_DEPTH {
+        if subtrees.len() >= threads * 8 {
+            break;
         }
-        Err(_) => total.unreadable += 1,
+        let mut next = vec![];
+        for dir in &subtrees {
+            expand(dir, dev, &seen, &mut total, &mut next);
+        }
+        subtrees = next;
     }
     let queue = Mutex::new(subtrees);
     let results = Mutex::new(Usage::default());
     std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| loop {
-                let Some(dir) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
-                    return;
-                };
-                let u = walk(&dir, dev, &seen);
-                results.lock().unwrap_or_else(|p| p.into_inner()).add(u);
+        for _ in 0..threads {
+            scope.spawn(|| {
+                setup();
+                loop {
+                    let Some(dir) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
+                        return;
+                    };
+                    let u = walk(&dir, dev, &seen);
+                    results.lock().unwrap_or_else(|p| p.into_inner()).add(u);
+                }
             });
         }
     });
@@ -124,6 +205,30 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(4)
+}
+
+/// The meter the daemon uses: the parallel walk, at background priority when asked.
+pub struct Walker {
+    pub threads: usize,
+}
+
+impl UsageMeter for Walker {
+    fn measure(&self, dir: &Path, priority: MeasurePriority) -> DirUsage {
+        match priority {
+            MeasurePriority::Interactive => measure(dir, self.threads),
+            MeasurePriority::Background => {
+                // Priorities are per thread on Linux: lower each walking thread, in its own
+                // short-lived thread so no tokio worker keeps them.
+                let dir = dir.to_path_buf();
+                let threads = self.threads;
+                std::thread::spawn(move || {
+                    measure_with(&dir, threads, super::priority::lower_this_thread)
+                })
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +284,36 @@ mod tests {
             );
             assert_eq!(u.unreadable, 0);
         }
+    }
+
+    #[test]
+    fn a_deep_odoo_layout_is_split_and_still_equals_du() {
+        // filestore/<db>/<xx>/<hash>: one directory at each of the top levels.
+        let dir = tempfile::tempdir().unwrap();
+        for x in 0..40 {
+            let d = dir.path().join(format!("filestore/qa/{x:02x}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for f in 0..10 {
+                std::fs::write(d.join(format!("h{f}")), vec![b'y'; 1000 * f + x]).unwrap();
+            }
+        }
+        std::fs::hard_link(
+            dir.path().join("filestore/qa/00/h3"),
+            dir.path().join("filestore/qa/27/linked"),
+        )
+        .unwrap();
+        let threads = 4;
+        let setups = std::sync::atomic::AtomicUsize::new(0);
+        let u = measure_with(dir.path(), threads, || {
+            setups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert_eq!(u.apparent_bytes, du(&["-sbx"], dir.path()));
+        assert_eq!(u.allocated_bytes, du(&["-sxB1"], dir.path()));
+        assert_eq!(u.files, 400, "the hard link counts once");
+        // The caller and every worker ran the setup (where priorities are lowered).
+        assert_eq!(setups.into_inner(), threads + 1);
+        let background = Walker { threads }.measure(dir.path(), MeasurePriority::Background);
+        assert_eq!(background, u);
     }
 
     #[test]

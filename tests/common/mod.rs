@@ -296,6 +296,58 @@ impl StageEnv {
     }
 }
 
+impl StageEnv {
+    /// The name the daemon gives a stage's container (`<name_prefix><sub>-<name>-<role>`).
+    pub fn container(&self, sub: &str, name: &str, role: &str) -> String {
+        let text = std::fs::read_to_string(&self.daemon.config_path).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let prefix = table["docker"]["name_prefix"].as_str().unwrap();
+        format!("{prefix}{sub}-{name}-{role}")
+    }
+
+    /// A stage's data directory.
+    pub fn data(&self, sub: &str, name: &str) -> PathBuf {
+        self.daemon.state_dir().join("data").join(sub).join(name)
+    }
+
+    /// Runs SQL with psql on a stage's database, as its user, at the db container's address.
+    pub fn psql(&self, sub: &str, name: &str, sql: &str) -> String {
+        let record = self
+            .daemon
+            .state_dir()
+            .join(format!("stages/{sub}--{name}.json"));
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+        let ip = inspect(
+            &self.container(sub, name, "db"),
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        );
+        let out = Command::new("psql")
+            .args(["-h", &ip, "-U", "odoo", "-d", name, "-v", "ON_ERROR_STOP=1"])
+            .args(["-At", "-c", sql])
+            .env("PGPASSWORD", record["db_password"].as_str().unwrap())
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// `du ARGS PATH`'s total.
+pub fn du(args: &[&str], path: &Path) -> u64 {
+    let out = Command::new("du").args(args).arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("du printed nothing for {}", path.display()))
+        .parse()
+        .unwrap()
+}
+
 /// Waits until something accepts connections on `socket` (at most 20 s).
 pub fn wait_for_socket(socket: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -181,6 +181,8 @@ mod tests {
             settings,
             db_password: "s3cret".into(),
             step: None,
+            storage: None,
+            active_users: None,
         }
     }
 

@@ -101,6 +101,7 @@ impl Stages {
                     sub.id, sub.stage_limit
                 )));
             }
+            self.check_storage(&live, sub)?;
             if live
                 .iter()
                 .any(|s| s.subscription == sub.id && s.name == name)
@@ -139,6 +140,8 @@ impl Stages {
                 settings: sub.settings.clone(),
                 db_password: Alphanumeric.sample_string(&mut rand::rng(), 32),
                 step: Some(Step::Directories),
+                storage: None,
+                active_users: None,
             };
             self.retire_tombstone(&stage.key()).await?;
             self.save_as(&stage.key(), &stage).await?;

@@ -4,7 +4,7 @@
 use crate::core::Result;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A container to create.
@@ -88,6 +88,19 @@ pub trait Engine: Send + Sync {
     async fn list_labelled(&self, label: &str) -> Result<Vec<ContainerInfo>>;
     /// Host ports that containers publish.
     async fn published_ports(&self) -> Result<Vec<u16>>;
+    /// One stats sample of a running container; `None` when it is missing or not running.
+    async fn stats(&self, name: &str) -> Result<Option<ContainerStats>>;
+}
+
+/// One Docker stats sample of a container.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerStats {
+    /// Share of one CPU, as `docker stats` prints it (200 = two CPUs busy).
+    pub cpu_pct: f64,
+    /// Memory in use, page cache excluded.
+    pub memory_bytes: u64,
+    /// The container's limit, or the host's memory when it has none.
+    pub memory_limit_bytes: u64,
 }
 
 /// The PostgreSQL of a stage, reached at its container's address.
@@ -105,6 +118,8 @@ pub trait StageDatabase: Send + Sync {
     async fn wait_ready(&self, target: &DbTarget, timeout: Duration) -> Result<()>;
     /// Creates `name` unless it exists.
     async fn create_database(&self, target: &DbTarget, name: &str) -> Result<()>;
+    /// Runs a query returning one number (first column of the first row) on database `db`.
+    async fn count(&self, target: &DbTarget, db: &str, query: &str) -> Result<i64>;
 }
 
 /// The stage's directories under `state_dir/data/<subscription>/<name>/`.
@@ -113,6 +128,41 @@ pub trait StageDirs: Send + Sync {
     fn create(&self, subscription: &str, name: &str) -> Result<()>;
     /// Removes the whole tree; idempotent.
     fn remove(&self, subscription: &str, name: &str) -> Result<()>;
+}
+
+/// Disk usage of one directory tree: what `du -sb` (apparent) and `du -sB1` (allocated) print.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DirUsage {
+    pub apparent_bytes: u64,
+    pub allocated_bytes: u64,
+    pub files: u64,
+    pub dirs: u64,
+    /// Entries that could not be read (permissions, vanished while walking).
+    pub unreadable: u64,
+}
+
+impl DirUsage {
+    pub fn add(&mut self, o: DirUsage) {
+        self.apparent_bytes += o.apparent_bytes;
+        self.allocated_bytes += o.allocated_bytes;
+        self.files += o.files;
+        self.dirs += o.dirs;
+        self.unreadable += o.unreadable;
+    }
+}
+
+/// How hard a measure may press on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeasurePriority {
+    /// Someone waits for the answer.
+    Interactive,
+    /// The periodic pass: idle I/O class and the lowest CPU priority.
+    Background,
+}
+
+/// Measures directory trees. Blocking: callers run it off the async workers.
+pub trait UsageMeter: Send + Sync {
+    fn measure(&self, dir: &Path, priority: MeasurePriority) -> DirUsage;
 }
 
 /// Whether a host port is in use by anything (a bind fails).

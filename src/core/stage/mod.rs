@@ -10,7 +10,9 @@ mod ops;
 pub mod ports;
 mod reconcile;
 pub mod scheduler;
+mod stats;
 pub mod transitions;
+pub mod usage;
 
 use crate::config::Config;
 use crate::core::interfaces::{RecordKind, RecordStore};
@@ -18,7 +20,7 @@ use crate::core::site::ProxySites;
 use crate::core::{Error, Result};
 use containers::{Naming, APP, DB};
 use events::{Event, Events};
-use interfaces::{Engine, PortProbe, StageDatabase, StageDirs};
+use interfaces::{Engine, PortProbe, StageDatabase, StageDirs, UsageMeter};
 use model::{ComponentView, Stage, StageState, StageView};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -35,6 +37,7 @@ pub struct StageDeps {
     pub dirs: Arc<dyn StageDirs>,
     pub proxy: Arc<dyn ProxySites>,
     pub ports: Arc<dyn PortProbe>,
+    pub meter: Arc<dyn UsageMeter>,
 }
 
 pub struct Stages {
@@ -44,6 +47,8 @@ pub struct Stages {
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     /// Serialises what must be checked and taken together: limit, name, domain, port.
     admission: tokio::sync::Mutex<()>,
+    /// Measures under way, one per stage, joined by concurrent refreshes.
+    inflight: Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<usage::Measured>>>>,
     pub events: Events,
 }
 
@@ -69,6 +74,7 @@ impl Stages {
             records: RwLock::new(records),
             locks: Mutex::new(HashMap::new()),
             admission: tokio::sync::Mutex::new(()),
+            inflight: Mutex::new(HashMap::new()),
             events: Events::new(),
         })
     }

@@ -1,6 +1,7 @@
 //! The stage record: what is persisted in `stages/<subscription>--<name>.json`, and the view
 //! the API shows (which never holds the database password).
 
+use super::usage::Storage;
 use crate::core::names::{Domain, StageName, SubscriptionId};
 use crate::core::subscription::Settings;
 use crate::core::time::{rfc3339 as fmt, Timestamp};
@@ -139,6 +140,12 @@ pub struct Stage {
     pub db_password: String,
     /// The step in progress, if any.
     pub step: Option<Step>,
+    /// The last measure of its directories.
+    #[serde(default)]
+    pub storage: Option<Storage>,
+    /// Active users by the profile's query, at the last measure while running.
+    #[serde(default)]
+    pub active_users: Option<u64>,
 }
 
 impl Stage {
@@ -186,6 +193,10 @@ pub struct StageView {
     pub profile: String,
     pub step: Option<Step>,
     pub addons_dir: String,
+    pub storage: Option<Storage>,
+    pub active_users: Option<u64>,
+    /// The stage's subscription uses more than its storage limit.
+    pub over_limit: bool,
     pub components: BTreeMap<String, ComponentView>,
     /// What differs between the record and the engine (a container missing or exited while the
     /// stage should run).
@@ -218,6 +229,9 @@ impl StageView {
             profile: s.profile.clone(),
             step: s.step,
             addons_dir,
+            storage: s.storage.clone(),
+            active_users: s.active_users,
+            over_limit: false,
             components,
             drift,
         }

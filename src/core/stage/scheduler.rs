@@ -82,6 +82,8 @@ mod tests {
             settings: Default::default(),
             db_password: String::new(),
             step: None,
+            storage: None,
+            active_users: None,
         }
     }
 

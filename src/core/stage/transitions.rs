@@ -13,6 +13,8 @@ pub enum Operation {
     Restore,
     Cancel,
     Update,
+    /// Measuring the stage's directories: only while its data is there.
+    Measure,
 }
 
 use Operation::*;
@@ -31,6 +33,7 @@ const TABLE: &[(Operation, &[StageState], Option<StageState>)] = &[
         Some(Cancelled),
     ),
     (Update, &[Build, Running, Stopped, Terminated], None),
+    (Measure, &[Running, Stopped, Terminated], None),
 ];
 
 impl Operation {
@@ -43,6 +46,7 @@ impl Operation {
             Restore => "restore",
             Cancel => "cancel",
             Update => "update",
+            Measure => "measure",
         }
     }
 

@@ -1,0 +1,226 @@
+//! Fakes of the core's interfaces for unit tests: in memory, with counters where a test
+//! needs to see what was called.
+
+use super::interfaces::{RecordKind, RecordStore};
+use super::site::{ProxySites, SiteSpec};
+use super::stage::interfaces::{
+    ContainerInfo, ContainerSpec, ContainerStats, DbTarget, DirUsage, Engine, MeasurePriority,
+    PortProbe, StageDatabase, StageDirs, StopOutcome, UsageMeter,
+};
+use super::stage::StageDeps;
+use super::Result;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Records in memory; `fail` makes every write fail.
+#[derive(Default)]
+pub struct MemStore {
+    pub recs: Mutex<HashMap<String, Vec<u8>>>,
+    pub fail: AtomicBool,
+}
+
+impl RecordStore for MemStore {
+    fn put(&self, _: RecordKind, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.recs.lock().unwrap().insert(key.into(), bytes.to_vec());
+        Ok(())
+    }
+    fn delete(&self, _: RecordKind, key: &str) -> std::io::Result<()> {
+        self.recs.lock().unwrap().remove(key);
+        Ok(())
+    }
+    fn load_all(&self, _: RecordKind) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .recs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+/// An engine where everything succeeds and no container exists.
+#[derive(Default)]
+pub struct NullEngine;
+
+#[async_trait::async_trait]
+impl Engine for NullEngine {
+    async fn create_network(
+        &self,
+        _: &str,
+        _: &BTreeMap<String, String>,
+        _: Option<(ipnet::Ipv4Net, u8)>,
+    ) -> Result<()> {
+        Ok(())
+    }
+    async fn remove_network(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        Ok(spec.name.clone())
+    }
+    async fn start_container(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn stop_container(&self, _: &str, _: &str, _: Duration) -> Result<StopOutcome> {
+        Ok(StopOutcome::AlreadyStopped)
+    }
+    async fn remove_container(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn inspect_container(&self, _: &str, _: &str) -> Result<Option<ContainerInfo>> {
+        Ok(None)
+    }
+    async fn run_to_completion(&self, _: &ContainerSpec, _: Duration) -> Result<(i64, String)> {
+        Ok((0, String::new()))
+    }
+    async fn list_labelled(&self, _: &str) -> Result<Vec<ContainerInfo>> {
+        Ok(vec![])
+    }
+    async fn published_ports(&self) -> Result<Vec<u16>> {
+        Ok(vec![])
+    }
+    async fn stats(&self, _: &str) -> Result<Option<ContainerStats>> {
+        Ok(None)
+    }
+}
+
+pub struct NullDb;
+
+#[async_trait::async_trait]
+impl StageDatabase for NullDb {
+    async fn wait_ready(&self, _: &DbTarget, _: Duration) -> Result<()> {
+        Ok(())
+    }
+    async fn create_database(&self, _: &DbTarget, _: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn count(&self, _: &DbTarget, _: &str, _: &str) -> Result<i64> {
+        Ok(0)
+    }
+}
+
+pub struct NullDirs;
+
+impl StageDirs for NullDirs {
+    fn root(&self, subscription: &str, name: &str) -> PathBuf {
+        PathBuf::from("/nonexistent").join(subscription).join(name)
+    }
+    fn create(&self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn remove(&self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub struct NullProxy;
+
+#[async_trait::async_trait]
+impl ProxySites for NullProxy {
+    async fn apply(&self, _: SiteSpec) -> Result<()> {
+        Ok(())
+    }
+    async fn remove(
+        &self,
+        _: crate::core::names::SubscriptionId,
+        _: crate::core::names::StageName,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub struct FreePorts;
+
+impl PortProbe for FreePorts {
+    fn in_use(&self, _: IpAddr, _: u16) -> bool {
+        false
+    }
+}
+
+/// A meter that takes `delay` per directory and counts its calls.
+#[derive(Default)]
+pub struct SlowMeter {
+    pub delay: Duration,
+    pub calls: AtomicUsize,
+}
+
+impl UsageMeter for SlowMeter {
+    fn measure(&self, _: &Path, _: MeasurePriority) -> DirUsage {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        DirUsage {
+            apparent_bytes: 100,
+            allocated_bytes: 4096,
+            files: 1,
+            dirs: 1,
+            unreadable: 0,
+        }
+    }
+}
+
+/// Dependencies where nothing fails, over `store` and `meter`.
+pub fn deps(store: Arc<MemStore>, meter: Arc<dyn UsageMeter>) -> StageDeps {
+    StageDeps {
+        store,
+        engine: Arc::new(NullEngine),
+        db: Arc::new(NullDb),
+        dirs: Arc::new(NullDirs),
+        proxy: Arc::new(NullProxy),
+        ports: Arc::new(FreePorts),
+        meter,
+    }
+}
+
+/// A stage record in `state`, as the store would hold it.
+pub fn stage(
+    subscription: &str,
+    name: &str,
+    state: super::stage::model::StageState,
+) -> super::stage::model::Stage {
+    use super::names::{Domain, StageName, SubscriptionId};
+    use super::stage::model::{Stage, StageType, SCHEMA_VERSION};
+    let now = super::time::now();
+    Stage {
+        schema_version: SCHEMA_VERSION,
+        uuid: uuid::Uuid::new_v4(),
+        subscription: SubscriptionId::parse(subscription).unwrap(),
+        name: StageName::parse(name).unwrap(),
+        stage_type: StageType::Qa,
+        domain: Domain::parse(&format!("{name}.{subscription}.example.com")).unwrap(),
+        state,
+        created_at: now,
+        updated_at: now,
+        end_date: None,
+        stop_reason: None,
+        purge_at: None,
+        cancelled_at: None,
+        http_port: Some(20000),
+        grace_period_s: None,
+        last_error: None,
+        profile: "odoo".into(),
+        settings: Default::default(),
+        db_password: "pw".into(),
+        step: None,
+        storage: None,
+        active_users: None,
+    }
+}
+
+/// A store holding `stages`.
+pub fn store_with(stages: &[super::stage::model::Stage]) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::default());
+    for s in stages {
+        store
+            .put(RecordKind::Stage, &s.key(), &serde_json::to_vec(s).unwrap())
+            .unwrap();
+    }
+    store
+}
