@@ -2,10 +2,12 @@
 //! and hands it to the agent.
 
 use super::rpc::{
-    AgentApiServer, EventsApiServer, HostApiServer, StageApiServer, SubscriptionApiServer,
+    AgentApiServer, CodeServerApiServer, EventsApiServer, HostApiServer, StageApiServer,
+    SubscriptionApiServer,
 };
 use crate::core::agent::{Agent, AgentInfo};
 use crate::core::interfaces::HostStats;
+use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::interfaces::ContainerStats;
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
@@ -42,6 +44,10 @@ impl Handlers {
             SubscriptionApiServer::into_rpc(self.clone()).into(),
         );
         merge(&mut module, StageApiServer::into_rpc(self.clone()).into());
+        merge(
+            &mut module,
+            CodeServerApiServer::into_rpc(self.clone()).into(),
+        );
         merge(&mut module, EventsApiServer::into_rpc(self).into());
         module
     }
@@ -201,6 +207,29 @@ impl StageApiServer for Handlers {
 
     async fn stats(&self, stage: String) -> RpcResult<BTreeMap<String, Option<ContainerStats>>> {
         Ok(self.agent.stage_stats(&stage).await?)
+    }
+}
+
+#[async_trait]
+impl CodeServerApiServer for Handlers {
+    async fn create(&self, stage: String, domain: String) -> RpcResult<CodeServerView> {
+        Ok(self.agent.create_code_server(&stage, &domain).await?)
+    }
+
+    async fn start(&self, stage: String) -> RpcResult<CodeServerView> {
+        Ok(self.agent.start_code_server(&stage).await?)
+    }
+
+    async fn stop(&self, stage: String) -> RpcResult<CodeServerView> {
+        Ok(self.agent.stop_code_server(&stage).await?)
+    }
+
+    async fn remove(&self, stage: String) -> RpcResult<CodeServerView> {
+        Ok(self.agent.remove_code_server(&stage).await?)
+    }
+
+    async fn rotate_password(&self, stage: String) -> RpcResult<CodeServerView> {
+        Ok(self.agent.rotate_code_server_password(&stage).await?)
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
+use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::events::Event;
 use crate::core::stage::interfaces::ContainerStats;
 use crate::core::stage::model::StageView;
@@ -123,6 +124,29 @@ pub trait StageApi {
     /// One Docker stats sample per component (`null` when it is not running).
     #[method(name = "stats", param_kind = map)]
     async fn stats(&self, stage: String) -> RpcResult<BTreeMap<String, Option<ContainerStats>>>;
+}
+
+#[rpc(server, client, namespace = "codeserver", namespace_separator = ".")]
+pub trait CodeServerApi {
+    /// Records the stage's code server at `domain` and runs it if the stage runs. The answer
+    /// carries the password, this once.
+    #[method(name = "create", param_kind = map)]
+    async fn create(&self, stage: String, domain: String) -> RpcResult<CodeServerView>;
+
+    /// Needs the stage running.
+    #[method(name = "start", param_kind = map)]
+    async fn start(&self, stage: String) -> RpcResult<CodeServerView>;
+
+    #[method(name = "stop", param_kind = map)]
+    async fn stop(&self, stage: String) -> RpcResult<CodeServerView>;
+
+    /// Container, port and server block go; the stage is untouched. Answers with what went.
+    #[method(name = "remove", param_kind = map)]
+    async fn remove(&self, stage: String) -> RpcResult<CodeServerView>;
+
+    /// A new password, in force at once; the answer carries it.
+    #[method(name = "rotate_password", param_kind = map)]
+    async fn rotate_password(&self, stage: String) -> RpcResult<CodeServerView>;
 }
 
 #[rpc(server, client, namespace = "events", namespace_separator = ".")]

@@ -33,6 +33,9 @@ pub enum Command {
     /// Stages: create, list, stop, start, terminate, restore, cancel, ...
     #[command(subcommand)]
     Stage(StageCmd),
+    /// A stage's browser VS Code: create, start, stop, remove, rotate-password
+    #[command(subcommand, name = "codeserver", alias = "code")]
+    CodeServer(CodeServerCmd),
     /// Print the man page (roff), for packaging
     #[command(hide = true)]
     Man,
@@ -99,6 +102,25 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CodeServerCmd {
+    /// Create the stage's code server; prints its URL and its password, once
+    Create {
+        /// SUBSCRIPTION/NAME
+        stage: String,
+        #[arg(long)]
+        domain: String,
+    },
+    /// Start it (the stage must be running)
+    Start { stage: String },
+    /// Stop it
+    Stop { stage: String },
+    /// Remove its container, port and server block; the stage stays as it is
+    Remove { stage: String },
+    /// Give it a new password, in force at once; prints it, once
+    RotatePassword { stage: String },
 }
 
 #[derive(Subcommand, Debug)]

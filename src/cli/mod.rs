@@ -2,6 +2,7 @@
 //! tables by default, `--json` for scripts.
 
 pub mod args;
+mod codeserver;
 pub mod exit;
 pub mod output;
 mod run;

@@ -116,6 +116,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Host => render(json, &client.stats().await?, host_text),
         Command::Subscription(cmd) => subscription(&client, cmd, json).await,
         Command::Stage(cmd) => super::stage::run(&client, cmd, json).await,
+        Command::CodeServer(cmd) => super::codeserver::run(&client, cmd, json).await,
         Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
 }

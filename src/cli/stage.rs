@@ -231,6 +231,17 @@ fn stage_text(s: &StageView) -> String {
             }),
         ),
         ("active users", output::opt(&s.active_users)),
+        (
+            "code server",
+            s.code_server.as_ref().map_or("-".into(), |c| {
+                format!(
+                    "{} ({}, port {})",
+                    c.url,
+                    c.state.as_str(),
+                    output::opt(&c.port)
+                )
+            }),
+        ),
         ("created", s.created_at.clone()),
         ("end date", output::opt(&s.end_date)),
         ("purge at", output::opt(&s.purge_at)),

@@ -2,6 +2,7 @@
 //! registries and the probes.
 
 use super::interfaces::{DependencyProbe, HostProbe, HostStats, RecordStore};
+use super::stage::code_server::CodeServerView;
 use super::stage::interfaces::{ContainerStats, MeasurePriority};
 use super::stage::model::{Stage, StageState, StageType, StageView, StopReason};
 use super::stage::usage::{over_limit, used_by, StageUsage};
@@ -329,6 +330,57 @@ impl Agent {
         reference: &str,
     ) -> Result<BTreeMap<String, Option<ContainerStats>>> {
         self.stages.stats(&self.config(), reference).await
+    }
+
+    /// The code server of `stage` as the API shows it; the password only when asked.
+    fn code_view(&self, stage: &Stage, with_password: bool) -> Result<CodeServerView> {
+        let config = self.config();
+        let https = config.nginx.enabled && !config.nginx.tls_certificate.is_empty();
+        let cs = stage.code_server.as_ref().ok_or_else(|| Error::NotFound {
+            what: "code server of stage",
+            id: stage.reference(),
+        })?;
+        Ok(CodeServerView::new(
+            stage.reference(),
+            cs,
+            https,
+            with_password,
+        ))
+    }
+
+    pub async fn create_code_server(
+        &self,
+        reference: &str,
+        domain: &str,
+    ) -> Result<CodeServerView> {
+        let s = self
+            .stages
+            .code_create(&self.config(), reference, domain)
+            .await?;
+        self.code_view(&s, true)
+    }
+
+    pub async fn start_code_server(&self, reference: &str) -> Result<CodeServerView> {
+        let s = self.stages.code_start(&self.config(), reference).await?;
+        self.code_view(&s, false)
+    }
+
+    pub async fn stop_code_server(&self, reference: &str) -> Result<CodeServerView> {
+        let s = self.stages.code_stop(&self.config(), reference).await?;
+        self.code_view(&s, false)
+    }
+
+    /// Answers with the code server as it was before it went.
+    pub async fn remove_code_server(&self, reference: &str) -> Result<CodeServerView> {
+        let before = self.stages.find(reference)?;
+        let view = self.code_view(&before, false)?;
+        self.stages.code_remove(&self.config(), reference).await?;
+        Ok(view)
+    }
+
+    pub async fn rotate_code_server_password(&self, reference: &str) -> Result<CodeServerView> {
+        let s = self.stages.code_rotate(&self.config(), reference).await?;
+        self.code_view(&s, true)
     }
 
     /// Measures stale stages one at a time, at idle priority, for as long as the daemon runs.

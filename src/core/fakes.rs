@@ -211,6 +211,7 @@ pub fn stage(
         step: None,
         storage: None,
         active_users: None,
+        code_server: None,
     }
 }
 

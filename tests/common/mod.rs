@@ -277,6 +277,12 @@ port = 5432
 user = "odoo"
 mounts = { db = "/var/lib/postgresql/data" }
 env = { POSTGRES_USER = "{db_user}", POSTGRES_PASSWORD = "{db_password}", POSTGRES_DB = "postgres" }
+[profiles.test.code_server]
+image = "stagelet-test/app:1"
+port = 8080
+password_env = "AUTH_PASSWORD"
+mounts = { addons = "/home/coder/project" }
+env = { APP_PORT = "8080", APP_ID = "code-{subscription}-{stage}" }
 "#;
 
 /// A daemon with the test profile and its own nginx master.

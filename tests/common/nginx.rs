@@ -137,6 +137,17 @@ impl TestNginx {
         ])
     }
 
+    /// As [`get`](Self::get), with HTTP basic auth.
+    pub fn get_as(&self, host: &str, user: &str, password: &str) -> (u16, String) {
+        curl(&[
+            "-u",
+            &format!("{user}:{password}"),
+            "-H",
+            &format!("Host: {host}"),
+            &format!("http://127.0.0.1:{}/", self.http_port),
+        ])
+    }
+
     /// GETs over TLS with SNI `host`, trusting only `ca`.
     pub fn get_tls(&self, host: &str, ca: &Path) -> (u16, String) {
         let resolve = format!("{host}:{}:127.0.0.1", self.https_port);

@@ -18,6 +18,7 @@ pub struct Naming {
 pub const APP: &str = "app";
 pub const DB: &str = "db";
 pub const INIT: &str = "init";
+pub const CODE_SERVER: &str = "code_server";
 
 impl Naming {
     pub fn container(&self, stage: &Stage, component: &str) -> String {
@@ -130,6 +131,18 @@ impl SpecContext<'_> {
         spec
     }
 
+    /// The code server, when the profile has one: its password in `password_env`, its port
+    /// published like the app's.
+    pub fn code_server(&self, bind: IpAddr, port: u16, password: &str) -> Option<ContainerSpec> {
+        let component = self.profile.code_server.as_ref()?;
+        let mut spec = self.base(component, CODE_SERVER, "SIGTERM");
+        if let Some(var) = &component.password_env {
+            spec.env.insert(var.clone(), password.to_string());
+        }
+        spec.publish = Some((bind, port, component.port));
+        Some(spec)
+    }
+
     /// The app's `init_command` in a one-off container, if the profile has one.
     pub fn init(&self) -> Option<ContainerSpec> {
         if self.profile.app.init_command.is_empty() {
@@ -183,6 +196,7 @@ mod tests {
             step: None,
             storage: None,
             active_users: None,
+            code_server: None,
         }
     }
 
@@ -230,5 +244,22 @@ mod tests {
         assert_eq!(init.command[..3], ["odoo", "-d", "qa"]);
         assert!(!init.restart);
         assert_eq!(init.name, "stagelet-acme-qa-init");
+        let cs = ctx
+            .code_server("127.0.0.1".parse().unwrap(), 25001, "pw-pw-pw")
+            .unwrap();
+        assert_eq!(cs.name, "stagelet-acme-qa-code_server");
+        assert_eq!(cs.env["PASSWORD"], "pw-pw-pw");
+        assert_eq!(
+            cs.publish,
+            Some(("127.0.0.1".parse().unwrap(), 25001, 8080))
+        );
+        assert_eq!(cs.labels["io.stagelet.component"], "code_server");
+        assert_eq!(
+            cs.mounts,
+            vec![(
+                Path::new("/d/acme/qa/addons").to_path_buf(),
+                "/home/coder/project".to_string()
+            )]
+        );
     }
 }

@@ -1,14 +1,16 @@
 //! `stage.create`: admission (limit, name, domain, port) under one lock, then the steps, each
 //! persisted before it starts; any failure rolls back what the steps made.
 
-use super::containers::{db_user, SpecContext, APP, DB, INIT};
+use super::code_server::CodeServerState;
+use super::containers::{db_user, SpecContext, APP, CODE_SERVER, DB, INIT};
 use super::interfaces::DbTarget;
 use super::model::{Stage, StageState, StageType, Step, SCHEMA_VERSION};
 use super::{naming, ports, Stages};
 use crate::config::profile::Profile;
 use crate::config::Config;
+use crate::core::names::Domain;
 use crate::core::names::StageName;
-use crate::core::site::{parse_domain, SiteSpec, SiteState};
+use crate::core::site::{parse_domain, CodeServerSite, SiteSpec, SiteState};
 use crate::core::subscription::Subscription;
 use crate::core::{time, Error, Result};
 use rand::distr::{Alphanumeric, SampleString};
@@ -111,12 +113,7 @@ impl Stages {
                     id: format!("{}/{name}", sub.id),
                 });
             }
-            if let Some(other) = live.iter().find(|s| s.domain == domain) {
-                return Err(Error::Conflict {
-                    what: "domain",
-                    id: format!("{domain} (stage {})", other.reference()),
-                });
-            }
+            check_domain_free(&live, &domain)?;
             let http_port = self.allocate_port(config, &live).await?;
             let now = time::now();
             let stage = Stage {
@@ -142,6 +139,7 @@ impl Stages {
                 step: Some(Step::Directories),
                 storage: None,
                 active_users: None,
+                code_server: None,
             };
             self.retire_tombstone(&stage.key()).await?;
             self.save_as(&stage.key(), &stage).await?;
@@ -167,19 +165,36 @@ impl Stages {
         }
     }
 
-    /// Something on the host may use a port without any record knowing: ask the engine and
-    /// the host as well.
+    /// An HTTP port. Something on the host may use a port without any record knowing: ask
+    /// the engine and the host as well.
     pub(super) async fn allocate_port(&self, config: &Config, live: &[Stage]) -> Result<u16> {
-        let mut held: HashSet<u16> = live.iter().filter_map(|s| s.http_port).collect();
+        let held = live.iter().filter_map(|s| s.http_port);
+        self.allocate(config, config.ports.http, "ports.http", held)
+            .await
+    }
+
+    /// A code-server port, by the same rules.
+    pub(super) async fn allocate_code_port(&self, config: &Config, live: &[Stage]) -> Result<u16> {
+        let held = live
+            .iter()
+            .filter_map(|s| s.code_server.as_ref().and_then(|c| c.port));
+        self.allocate(config, config.ports.code_server, "ports.code_server", held)
+            .await
+    }
+
+    async fn allocate(
+        &self,
+        config: &Config,
+        range: crate::config::types::PortRange,
+        key: &str,
+        held: impl Iterator<Item = u16>,
+    ) -> Result<u16> {
+        let mut held: HashSet<u16> = held.collect();
         held.extend(self.deps.engine.published_ports().await?);
         let bind = config.ports.bind_address;
         let probe = self.deps.ports.clone();
-        ports::choose(config.ports.http, &held, |p| probe.in_use(bind, p)).ok_or_else(|| {
-            Error::LimitExceeded(format!(
-                "no free HTTP port left in ports.http {}",
-                config.ports.http
-            ))
-        })
+        ports::choose(range, &held, |p| probe.in_use(bind, p))
+            .ok_or_else(|| Error::LimitExceeded(format!("no free port left in {key} {range}")))
     }
 
     /// A cancelled stage's record makes room for a new stage of the same name.
@@ -347,7 +362,7 @@ impl Stages {
     pub(super) async fn tear_down(&self, config: &Config, stage: &Stage, data: bool) -> Result<()> {
         let naming = naming(config);
         let mut results = vec![];
-        for role in [APP, INIT, DB] {
+        for role in [CODE_SERVER, APP, INIT, DB] {
             results.push(
                 self.deps
                     .engine
@@ -378,14 +393,40 @@ impl Stages {
     }
 }
 
-/// The proxy's view of a stage in `state`.
+/// The proxy's view of a stage in `state`, with its code server's block while it holds a port.
 pub fn site(stage: &Stage, state: SiteState) -> SiteSpec {
+    let code_server = stage.code_server.as_ref().and_then(|cs| {
+        Some(CodeServerSite {
+            domain: cs.domain.clone(),
+            port: cs.port?,
+            running: cs.state == CodeServerState::Running && state == SiteState::Running,
+        })
+    });
     SiteSpec {
         subscription: stage.subscription.clone(),
         name: stage.name.clone(),
         domain: stage.domain.clone(),
         state,
         http_port: stage.http_port.unwrap_or(0),
-        code_server: None,
+        code_server,
     }
+}
+
+/// A domain is taken by any live stage, and by any live stage's code server.
+pub fn check_domain_free(live: &[Stage], domain: &Domain) -> Result<()> {
+    for s in live {
+        let code = s.code_server.as_ref().map(|c| &c.domain);
+        if &s.domain == domain || code == Some(domain) {
+            let whose = if &s.domain == domain {
+                "stage"
+            } else {
+                "the code server of"
+            };
+            return Err(Error::Conflict {
+                what: "domain",
+                id: format!("{domain} ({whose} {})", s.reference()),
+            });
+        }
+    }
+    Ok(())
 }

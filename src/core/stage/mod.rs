@@ -1,6 +1,8 @@
 //! Stages: the registry of stage records and the lifecycle operations on them. Operations on
 //! one stage are serialised by its lock; different stages run in parallel.
 
+mod code_ops;
+pub mod code_server;
 pub mod containers;
 mod create;
 pub mod events;
@@ -18,7 +20,7 @@ use crate::config::Config;
 use crate::core::interfaces::{RecordKind, RecordStore};
 use crate::core::site::ProxySites;
 use crate::core::{Error, Result};
-use containers::{Naming, APP, DB};
+use containers::{Naming, APP, CODE_SERVER, DB};
 use events::{Event, Events};
 use interfaces::{Engine, PortProbe, StageDatabase, StageDirs, UsageMeter};
 use model::{ComponentView, Stage, StageState, StageView};
@@ -186,7 +188,12 @@ impl Stages {
         let network = naming.network(stage);
         let mut components = BTreeMap::new();
         let mut drift = vec![];
-        for role in [APP, DB] {
+        let roles: &[&str] = if stage.code_server.is_some() {
+            &[APP, DB, CODE_SERVER]
+        } else {
+            &[APP, DB]
+        };
+        for &role in roles {
             let name = naming.container(stage, role);
             let (view, running) = match self.deps.engine.inspect_container(&name, &network).await {
                 Ok(Some(info)) => (
@@ -214,23 +221,8 @@ impl Stages {
                     )
                 }
             };
-            match (stage.state, running) {
-                (StageState::Running, None) => drift.push(format!("{role} container is missing")),
-                (StageState::Running, Some(false)) if view.status != "unknown" => {
-                    drift.push(format!(
-                        "{role} container is {} while the stage is running",
-                        view.status
-                    ))
-                }
-                (StageState::Stopped, None) => drift.push(format!("{role} container is missing")),
-                (StageState::Stopped, Some(true)) => {
-                    drift.push(format!("{role} container runs while the stage is stopped"))
-                }
-                (StageState::Terminated | StageState::Cancelled, Some(_)) => drift.push(format!(
-                    "{role} container exists while the stage is {}",
-                    stage.state.as_str()
-                )),
-                _ => {}
+            if let Some(d) = drift_of(role, &expected(stage, role), running, &view.status) {
+                drift.push(d);
             }
             components.insert(role.to_string(), view);
         }
@@ -243,9 +235,96 @@ impl Stages {
     }
 }
 
+/// What the record says a container should be: running, made but not running, or absent
+/// (`None`: nothing is expected, as during a build).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expect {
+    Running(String),
+    Stopped(String),
+    Absent(String),
+    Unknown,
+}
+
+fn expected(stage: &Stage, role: &str) -> Expect {
+    use code_server::CodeServerState as Cs;
+    let why = |what: &str| format!("the {what} is {}", stage.state.as_str());
+    if role == CODE_SERVER {
+        return match stage.code_server.as_ref().map(|c| c.state) {
+            Some(Cs::Running) => Expect::Running("the code server is running".into()),
+            Some(Cs::Stopped) => Expect::Stopped("the code server is stopped".into()),
+            Some(Cs::Draft) | None => Expect::Absent("the code server is a draft".into()),
+        };
+    }
+    match stage.state {
+        StageState::Running => Expect::Running(why("stage")),
+        StageState::Stopped => Expect::Stopped(why("stage")),
+        StageState::Terminated | StageState::Cancelled => Expect::Absent(why("stage")),
+        StageState::Build => Expect::Unknown,
+    }
+}
+
+/// The drift line for a container the engine shows as `running` (`None`: missing).
+fn drift_of(role: &str, expect: &Expect, running: Option<bool>, status: &str) -> Option<String> {
+    match (expect, running) {
+        (Expect::Running(_) | Expect::Stopped(_), None) => {
+            Some(format!("{role} container is missing"))
+        }
+        (Expect::Running(why), Some(false)) if status != "unknown" => {
+            Some(format!("{role} container is {status} while {why}"))
+        }
+        (Expect::Stopped(why), Some(true)) => Some(format!("{role} container runs while {why}")),
+        (Expect::Absent(why), Some(_)) => Some(format!("{role} container exists while {why}")),
+        _ => None,
+    }
+}
+
 pub fn naming(config: &Config) -> Naming {
     Naming {
         label_prefix: config.docker.label_prefix.clone(),
         name_prefix: config.docker.name_prefix.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fakes;
+    use code_server::{CodeServer, CodeServerState};
+
+    #[test]
+    fn drift_follows_the_stage_and_its_code_server() {
+        let mut s = fakes::stage("a", "b", StageState::Running);
+        let line = |s: &Stage, role: &str, running: Option<bool>, status: &str| {
+            drift_of(role, &expected(s, role), running, status)
+        };
+        assert_eq!(line(&s, APP, Some(true), "running"), None);
+        assert_eq!(
+            line(&s, APP, Some(false), "exited").as_deref(),
+            Some("app container is exited while the stage is running")
+        );
+        assert_eq!(
+            line(&s, DB, None, "missing").as_deref(),
+            Some("db container is missing")
+        );
+        // No code server: none expected.
+        assert_eq!(line(&s, CODE_SERVER, None, "missing"), None);
+        s.code_server = Some(CodeServer {
+            domain: crate::core::names::Domain::parse("c.a.com").unwrap(),
+            port: Some(25000),
+            state: CodeServerState::Stopped,
+            password: "x".into(),
+            resume_with_stage: false,
+        });
+        assert_eq!(
+            line(&s, CODE_SERVER, Some(true), "running").as_deref(),
+            Some("code_server container runs while the code server is stopped")
+        );
+        s.state = StageState::Terminated;
+        assert_eq!(
+            line(&s, APP, Some(false), "exited").as_deref(),
+            Some("app container exists while the stage is terminated")
+        );
+        s.state = StageState::Build;
+        assert_eq!(line(&s, APP, None, "missing"), None);
     }
 }

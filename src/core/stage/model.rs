@@ -1,6 +1,7 @@
 //! The stage record: what is persisted in `stages/<subscription>--<name>.json`, and the view
 //! the API shows (which never holds the database password).
 
+use super::code_server::{CodeServer, CodeServerView};
 use super::usage::Storage;
 use crate::core::names::{Domain, StageName, SubscriptionId};
 use crate::core::subscription::Settings;
@@ -146,6 +147,8 @@ pub struct Stage {
     /// Active users by the profile's query, at the last measure while running.
     #[serde(default)]
     pub active_users: Option<u64>,
+    #[serde(default)]
+    pub code_server: Option<CodeServer>,
 }
 
 impl Stage {
@@ -197,6 +200,8 @@ pub struct StageView {
     pub active_users: Option<u64>,
     /// The stage's subscription uses more than its storage limit.
     pub over_limit: bool,
+    /// Without its password.
+    pub code_server: Option<CodeServerView>,
     pub components: BTreeMap<String, ComponentView>,
     /// What differs between the record and the engine (a container missing or exited while the
     /// stage should run).
@@ -232,6 +237,10 @@ impl StageView {
             storage: s.storage.clone(),
             active_users: s.active_users,
             over_limit: false,
+            code_server: s
+                .code_server
+                .as_ref()
+                .map(|cs| CodeServerView::new(s.reference(), cs, false, false)),
             components,
             drift,
         }

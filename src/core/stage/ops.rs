@@ -81,6 +81,7 @@ impl Stages {
             .proxy
             .apply(site(stage, SiteState::Stopped))
             .await?;
+        self.code_follow_stop(config, stage).await?;
         for (role, component, default) in
             [(APP, &profile.app, "SIGTERM"), (DB, &profile.db, "SIGINT")]
         {
@@ -132,6 +133,7 @@ impl Stages {
             .engine
             .start_container(&naming.container(stage, APP))
             .await?;
+        self.code_follow_start(config, stage).await?;
         self.deps
             .proxy
             .apply(site(stage, SiteState::Running))
@@ -168,6 +170,8 @@ impl Stages {
                 .await?;
         }
         let naming = naming(config);
+        // The code server's container and port go first, so the 410 file has no block for it.
+        self.code_follow_terminate(config, &mut stage).await?;
         self.deps
             .proxy
             .apply(site(&stage, SiteState::Terminated))
@@ -197,6 +201,12 @@ impl Stages {
         {
             let _admission = self.admission.lock().await;
             stage.http_port = Some(self.allocate_port(config, &self.live()).await?);
+            if stage.code_server.is_some() {
+                let port = self.allocate_code_port(config, &self.live()).await?;
+                if let Some(cs) = stage.code_server.as_mut() {
+                    cs.port = Some(port);
+                }
+            }
             self.save(&stage).await?;
         }
         let naming = naming(config);
@@ -247,6 +257,9 @@ impl Stages {
                 .remove_network(&naming.network(&stage))
                 .await;
             stage.http_port = None;
+            if let Some(cs) = stage.code_server.as_mut() {
+                cs.port = None;
+            }
             stage.last_error = Some(e.to_string());
             self.save(&stage).await?;
             return Err(e);

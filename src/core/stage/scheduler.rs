@@ -84,6 +84,7 @@ mod tests {
             step: None,
             storage: None,
             active_users: None,
+            code_server: None,
         }
     }
 

@@ -1,0 +1,291 @@
+//! `codeserver.*`: a stage's code server made, started, stopped, removed and given a new
+//! password, each under the stage's lock and checked against the table in `code_server`;
+//! and how it follows its stage's stop, start, terminate and restore.
+
+use super::code_server::{CodeServer, CodeServerState, CsOperation};
+use super::containers::{SpecContext, CODE_SERVER};
+use super::create::{check_domain_free, grace, profile_of, site};
+use super::interfaces::ContainerSpec;
+use super::model::{Stage, StageState};
+use super::{naming, Stages};
+use crate::config::Config;
+use crate::core::site::{parse_domain, SiteState};
+use crate::core::{Error, Result};
+use rand::distr::{Alphanumeric, SampleString};
+use std::time::Duration;
+
+/// A fresh password from the thread's CSPRNG: 32 letters and digits (about 190 bits).
+pub fn new_password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// What the stage's domain answers in its state; code-server operations never see the others.
+fn site_state(state: StageState) -> SiteState {
+    match state {
+        StageState::Running => SiteState::Running,
+        StageState::Terminated => SiteState::Terminated,
+        StageState::Build | StageState::Stopped | StageState::Cancelled => SiteState::Stopped,
+    }
+}
+
+fn state_of(stage: &Stage) -> Option<CodeServerState> {
+    stage.code_server.as_ref().map(|c| c.state)
+}
+
+impl Stages {
+    /// Locks the stage and checks `op` against it and its code server.
+    async fn begin_code(
+        &self,
+        reference: &str,
+        op: CsOperation,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Stage)> {
+        let uuid = self.find(reference)?.uuid;
+        let guard = self.lock_of(uuid).lock_owned().await;
+        let stage = self.find(&uuid.to_string())?;
+        op.check(&stage.reference(), stage.state, state_of(&stage))?;
+        Ok((guard, stage))
+    }
+
+    fn code_spec(&self, config: &Config, stage: &Stage) -> Result<ContainerSpec> {
+        let profile = profile_of(config, &stage.profile)?;
+        let cs = stage.code_server.as_ref().ok_or_else(|| Error::NotFound {
+            what: "code server of stage",
+            id: stage.reference(),
+        })?;
+        let port = cs.port.ok_or_else(|| {
+            Error::internal(
+                format!("code server of {}", stage.reference()),
+                "it holds no port",
+            )
+        })?;
+        let naming = naming(config);
+        let data_dir = self
+            .deps
+            .dirs
+            .root(stage.subscription.as_str(), stage.name.as_str());
+        let ctx = SpecContext {
+            naming: &naming,
+            stage,
+            profile,
+            data_dir: &data_dir,
+            grace_s: grace(config, profile, stage, None).as_secs(),
+        };
+        ctx.code_server(config.ports.bind_address, port, &cs.password)
+            .ok_or_else(|| no_code_server(stage))
+    }
+
+    /// Makes the container anew (a leftover of the same name goes first), then starts it.
+    async fn code_recreate(&self, config: &Config, stage: &Stage, start: bool) -> Result<()> {
+        let spec = self.code_spec(config, stage)?;
+        self.deps.engine.remove_container(&spec.name).await?;
+        self.deps.engine.create_container(&spec).await?;
+        if start {
+            self.deps.engine.start_container(&spec.name).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings the code server to running (its container made first if it is a draft).
+    async fn code_run(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+        match state_of(stage) {
+            Some(CodeServerState::Draft) => self.code_recreate(config, stage, true).await?,
+            Some(_) => {
+                let name = naming(config).container(stage, CODE_SERVER);
+                self.deps.engine.start_container(&name).await?
+            }
+            None => return Ok(()),
+        }
+        if let Some(cs) = stage.code_server.as_mut() {
+            cs.state = CodeServerState::Running;
+            cs.resume_with_stage = false;
+        }
+        self.save(stage).await
+    }
+
+    async fn code_publish(&self, stage: &Stage) -> Result<()> {
+        self.deps
+            .proxy
+            .apply(site(stage, site_state(stage.state)))
+            .await
+    }
+
+    /// Records the code server (draft), then runs it if the stage runs, then serves its domain.
+    /// A failure takes back everything, the record included.
+    pub async fn code_create(
+        &self,
+        config: &Config,
+        reference: &str,
+        domain: &str,
+    ) -> Result<Stage> {
+        let domain = parse_domain("domain", domain)?;
+        let (_g, mut stage) = self.begin_code(reference, CsOperation::Create).await?;
+        if profile_of(config, &stage.profile)?.code_server.is_none() {
+            return Err(no_code_server(&stage));
+        }
+        {
+            let _admission = self.admission.lock().await;
+            let live = self.live();
+            check_domain_free(&live, &domain)?;
+            let port = self.allocate_code_port(config, &live).await?;
+            stage.code_server = Some(CodeServer {
+                domain,
+                port: Some(port),
+                state: CodeServerState::Draft,
+                password: new_password(),
+                resume_with_stage: false,
+            });
+            self.save(&stage).await?;
+        }
+        self.emit(&stage, "codeserver.create", "recorded", "");
+        let made = async {
+            if stage.state == StageState::Running {
+                self.code_run(config, &mut stage).await?;
+            }
+            self.code_publish(&stage).await
+        }
+        .await;
+        if let Err(e) = made {
+            self.emit(&stage, "codeserver.create", "rollback", e.to_string());
+            let name = naming(config).container(&stage, CODE_SERVER);
+            if let Err(e) = self.deps.engine.remove_container(&name).await {
+                tracing::error!(stage = %stage.reference(), error = %e, "code server rollback left its container");
+            }
+            stage.code_server = None;
+            self.save(&stage).await?;
+            if let Err(e) = self.code_publish(&stage).await {
+                tracing::error!(stage = %stage.reference(), error = %e, "code server rollback: nginx");
+            }
+            return Err(e);
+        }
+        self.emit(&stage, "codeserver.create", "done", "");
+        Ok(stage)
+    }
+
+    pub async fn code_start(&self, config: &Config, reference: &str) -> Result<Stage> {
+        let (_g, mut stage) = self.begin_code(reference, CsOperation::Start).await?;
+        self.code_run(config, &mut stage).await?;
+        self.code_publish(&stage).await?;
+        Ok(stage)
+    }
+
+    pub async fn code_stop(&self, config: &Config, reference: &str) -> Result<Stage> {
+        let (_g, mut stage) = self.begin_code(reference, CsOperation::Stop).await?;
+        // 503 first, as for the stage itself.
+        let was = state_of(&stage);
+        if let Some(cs) = stage.code_server.as_mut() {
+            cs.state = CodeServerState::Stopped;
+            cs.resume_with_stage = false;
+        }
+        self.code_publish(&stage).await?;
+        if was == Some(CodeServerState::Running) {
+            self.code_halt(config, &stage).await?;
+        }
+        self.save(&stage).await?;
+        Ok(stage)
+    }
+
+    /// The container's stop signal, its grace period, then SIGKILL.
+    async fn code_halt(&self, config: &Config, stage: &Stage) -> Result<()> {
+        let profile = profile_of(config, &stage.profile)?;
+        let signal = profile
+            .code_server
+            .as_ref()
+            .and_then(|c| c.stop_signal)
+            .map_or("SIGTERM".to_string(), |s| s.0.as_str().to_string());
+        let grace: Duration = grace(config, profile, stage, None);
+        let name = naming(config).container(stage, CODE_SERVER);
+        self.deps
+            .engine
+            .stop_container(&name, &signal, grace)
+            .await
+            .map(|_| ())
+    }
+
+    /// Container, port and server block go; the stage is untouched.
+    pub async fn code_remove(&self, config: &Config, reference: &str) -> Result<Stage> {
+        let (_g, mut stage) = self.begin_code(reference, CsOperation::Remove).await?;
+        let name = naming(config).container(&stage, CODE_SERVER);
+        self.deps.engine.remove_container(&name).await?;
+        stage.code_server = None;
+        self.save(&stage).await?;
+        self.code_publish(&stage).await?;
+        Ok(stage)
+    }
+
+    /// A new password, in force at once: the container is made anew with it.
+    pub async fn code_rotate(&self, config: &Config, reference: &str) -> Result<Stage> {
+        let (_g, mut stage) = self
+            .begin_code(reference, CsOperation::RotatePassword)
+            .await?;
+        let mut next = stage.clone();
+        let state = state_of(&stage);
+        if let Some(cs) = next.code_server.as_mut() {
+            cs.password = new_password();
+        }
+        if state != Some(CodeServerState::Draft)
+            && next.code_server.as_ref().is_some_and(|c| c.port.is_some())
+        {
+            let running = state == Some(CodeServerState::Running);
+            self.code_recreate(config, &next, running).await?;
+        }
+        stage = next;
+        self.save(&stage).await?;
+        self.emit(&stage, "codeserver.rotate_password", "done", "");
+        Ok(stage)
+    }
+
+    /// The stage is stopping: its running code server stops too, and comes back with it.
+    pub(super) async fn code_follow_stop(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+        if state_of(stage) != Some(CodeServerState::Running) {
+            return Ok(());
+        }
+        self.code_halt(config, stage).await?;
+        if let Some(cs) = stage.code_server.as_mut() {
+            cs.state = CodeServerState::Stopped;
+            cs.resume_with_stage = true;
+        }
+        Ok(())
+    }
+
+    /// The stage started: a code server that stopped with it runs again.
+    pub(super) async fn code_follow_start(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+        if stage
+            .code_server
+            .as_ref()
+            .is_some_and(|c| c.resume_with_stage)
+        {
+            self.code_run(config, stage).await?;
+        }
+        Ok(())
+    }
+
+    /// The stage is terminated: the container goes and the port is released; the record stays
+    /// as a draft, to come back after a restore.
+    pub(super) async fn code_follow_terminate(
+        &self,
+        config: &Config,
+        stage: &mut Stage,
+    ) -> Result<()> {
+        if stage.code_server.is_none() {
+            return Ok(());
+        }
+        let name = naming(config).container(stage, CODE_SERVER);
+        self.deps.engine.remove_container(&name).await?;
+        if let Some(cs) = stage.code_server.as_mut() {
+            cs.state = CodeServerState::Draft;
+            cs.port = None;
+        }
+        Ok(())
+    }
+}
+
+fn no_code_server(stage: &Stage) -> Error {
+    Error::invalid(
+        "stage",
+        format!(
+            "the profile {:?} of stage {} has no code_server component",
+            stage.profile,
+            stage.reference()
+        ),
+    )
+}
