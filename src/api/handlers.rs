@@ -8,11 +8,12 @@ use super::rpc::{
 use crate::core::agent::{Agent, AgentInfo};
 use crate::core::interfaces::HostStats;
 use crate::core::stage::code_server::CodeServerView;
+use crate::core::stage::deploy::DeployRequest;
 use crate::core::stage::interfaces::ContainerStats;
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
 use crate::core::stage::{NewStage, StagePatch};
-use crate::core::subscription::{Settings, SubscriptionView};
+use crate::core::subscription::{DeployKey, Settings, SubscriptionView};
 use crate::core::subscriptions::{NewSubscription, SubscriptionPatch};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::core::{async_trait, RpcResult};
@@ -114,6 +115,10 @@ impl SubscriptionApiServer for Handlers {
     async fn delete(&self, id: String) -> RpcResult<()> {
         Ok(self.agent.delete_subscription(&id).await?)
     }
+
+    async fn deploy_key(&self, id: String) -> RpcResult<DeployKey> {
+        Ok(self.agent.deploy_key(&id).await?)
+    }
 }
 
 #[async_trait]
@@ -189,13 +194,32 @@ impl StageApiServer for Handlers {
         end_date: Option<String>,
         stage_type: Option<String>,
         grace_period_s: Option<u64>,
+        webhook_state: Option<String>,
     ) -> RpcResult<StageView> {
         let patch = StagePatch {
             end_date,
             stage_type,
             grace_period_s,
+            webhook_state,
         };
         Ok(self.agent.update_stage(&stage, patch).await?)
+    }
+
+    async fn deploy(
+        &self,
+        stage: String,
+        repository: String,
+        branch: String,
+        clear_destination: Option<bool>,
+        restart: Option<bool>,
+    ) -> RpcResult<StageView> {
+        let req = DeployRequest {
+            repository,
+            branch,
+            clear_destination: clear_destination.unwrap_or(false),
+            restart: restart.unwrap_or(true),
+        };
+        Ok(self.agent.deploy_stage(&stage, req).await?)
     }
 
     async fn usage(&self, stage: String, refresh: Option<bool>) -> RpcResult<StageUsage> {

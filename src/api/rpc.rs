@@ -10,7 +10,7 @@ use crate::core::stage::events::Event;
 use crate::core::stage::interfaces::ContainerStats;
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
-use crate::core::subscription::{Settings, SubscriptionView};
+use crate::core::subscription::{DeployKey, Settings, SubscriptionView};
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use std::collections::BTreeMap;
@@ -60,6 +60,10 @@ pub trait SubscriptionApi {
     /// Refused while the subscription has stages that are not cancelled.
     #[method(name = "delete", param_kind = map)]
     async fn delete(&self, id: String) -> RpcResult<()>;
+
+    /// The subscription's ed25519 public key for ssh deploys, made on the first call.
+    #[method(name = "deploy_key", param_kind = map)]
+    async fn deploy_key(&self, id: String) -> RpcResult<DeployKey>;
 }
 
 #[rpc(server, client, namespace = "stage", namespace_separator = ".")]
@@ -114,6 +118,19 @@ pub trait StageApi {
         end_date: Option<String>,
         #[argument(rename = "type")] stage_type: Option<String>,
         grace_period_s: Option<u64>,
+        webhook_state: Option<String>,
+    ) -> RpcResult<StageView>;
+
+    /// Fetches `branch` of `repository`, lays its tip into the addons directory, records it in
+    /// the stage's `git`, and restarts the app (unless `restart: false`).
+    #[method(name = "deploy", param_kind = map)]
+    async fn deploy(
+        &self,
+        stage: String,
+        repository: String,
+        branch: String,
+        clear_destination: Option<bool>,
+        restart: Option<bool>,
     ) -> RpcResult<StageView>;
 
     /// The last measure of the stage's directories; `refresh: true` measures now (concurrent

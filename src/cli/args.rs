@@ -74,6 +74,8 @@ pub enum SubscriptionCmd {
     List,
     /// Delete a subscription that has no stages left
     Delete { id: String },
+    /// The public key to add as a read-only deploy key at the git host (made once)
+    DeployKey { id: String },
 }
 
 #[derive(Args, Debug, Default)]
@@ -188,6 +190,24 @@ pub enum StageCmd {
         stage_type: Option<String>,
         #[arg(long)]
         grace_period_s: Option<u64>,
+        /// Set by the controller that owns the webhook
+        #[arg(long, value_parser = ["not_linked", "linked"])]
+        webhook_state: Option<String>,
+    },
+    /// Deploy a git branch into the stage's addons and restart its app
+    Deploy {
+        stage: String,
+        /// Repository URL (https://, ssh:// or user@host:path)
+        #[arg(long = "repo")]
+        repository: String,
+        #[arg(long)]
+        branch: String,
+        /// Remove what the new commit does not have first
+        #[arg(long = "clear")]
+        clear_destination: bool,
+        /// Leave the app running the old code
+        #[arg(long)]
+        no_restart: bool,
     },
     /// Database, filestore and addons sizes, and active users
     Usage {

@@ -205,6 +205,10 @@ async fn subscription(
                 )
             })
         }
+        SubscriptionCmd::DeployKey { id } => {
+            let key = SubscriptionApiClient::deploy_key(client, id).await?;
+            render(json, &key, |k| format!("{}\n", k.public_key))
+        }
         SubscriptionCmd::Delete { id } => {
             SubscriptionApiClient::delete(client, id.clone()).await?;
             render(json, &serde_json::json!({ "deleted": id }), |_| {

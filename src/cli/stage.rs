@@ -27,8 +27,6 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                     format!("stage: {stage:?} is not SUBSCRIPTION/NAME"),
                 )
             })?;
-            // Watch the steps while the create runs.
-            let mut events = EventsApiClient::watch(client, Some(stage.clone())).await?;
             let create = StageApiClient::create(
                 client,
                 sub.into(),
@@ -39,19 +37,7 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                 grace_period_s,
                 None,
             );
-            tokio::pin!(create);
-            let result = loop {
-                tokio::select! {
-                    r = &mut create => break r,
-                    Some(Ok(e)) = events.next() => {
-                        if !json {
-                            eprintln!("  {} {:<12} {}", e.operation, e.step, e.message);
-                            let _ = std::io::stderr().flush();
-                        }
-                    }
-                }
-            };
-            let s = result?;
+            let s = with_progress(client, &stage, json, create).await?;
             render(json, &s, |s| {
                 format!("{}\nhttp://{}/\n", stage_text(s), s.domain)
             })
@@ -114,11 +100,45 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             end_date,
             stage_type,
             grace_period_s,
+            webhook_state,
         } => render(
             json,
-            &StageApiClient::update(client, stage, end_date, stage_type, grace_period_s).await?,
+            &StageApiClient::update(
+                client,
+                stage,
+                end_date,
+                stage_type,
+                grace_period_s,
+                webhook_state,
+            )
+            .await?,
             one,
         ),
+        StageCmd::Deploy {
+            stage,
+            repository,
+            branch,
+            clear_destination,
+            no_restart,
+        } => {
+            let deploy = StageApiClient::deploy(
+                client,
+                stage.clone(),
+                repository,
+                branch,
+                Some(clear_destination),
+                Some(!no_restart),
+            );
+            let s = with_progress(client, &stage, json, deploy).await?;
+            render(json, &s, |s| {
+                format!(
+                    "deployed {} ({}), {} commits\n",
+                    output::opt(&s.git.last_commit),
+                    output::opt(&s.git.last_commit_message),
+                    output::opt(&s.git.commit_count)
+                )
+            })
+        }
         StageCmd::Usage { stage, refresh } => render(
             json,
             &StageApiClient::usage(client, stage, Some(refresh)).await?,
@@ -187,6 +207,29 @@ fn stats_text(stats: &BTreeMap<String, Option<ContainerStats>>) -> String {
     output::table(&["COMPONENT", "CPU", "MEMORY", "LIMIT"], &rows)
 }
 
+/// Runs `call`, printing the stage's events to stderr as they come (unless `json`).
+async fn with_progress<T>(
+    client: &Client,
+    stage: &str,
+    json: bool,
+    call: impl std::future::Future<Output = Result<T, jsonrpsee::core::ClientError>>,
+) -> Result<T, Failure> {
+    let mut events = EventsApiClient::watch(client, Some(stage.to_string())).await?;
+    tokio::pin!(call);
+    let result = loop {
+        tokio::select! {
+            r = &mut call => break r,
+            Some(Ok(e)) = events.next() => {
+                if !json {
+                    eprintln!("  {} {:<12} {}", e.operation, e.step, e.message);
+                    let _ = std::io::stderr().flush();
+                }
+            }
+        }
+    };
+    Ok(result?)
+}
+
 /// "3d", "5h", "12m", "40s" since an RFC 3339 time.
 fn age(created: &str, now: time::OffsetDateTime) -> String {
     let Ok(t) =
@@ -251,6 +294,19 @@ fn stage_text(s: &StageView) -> String {
     }
     if let Some(e) = &s.last_error {
         pairs.push(("last error", e.clone()));
+    }
+    if let Some(commit) = &s.git.last_commit {
+        pairs.push((
+            "git",
+            format!(
+                "{} {} @ {} ({} commits): {}",
+                output::opt(&s.git.repository),
+                output::opt(&s.git.branch),
+                commit,
+                output::opt(&s.git.commit_count),
+                output::opt(&s.git.last_commit_message)
+            ),
+        ));
     }
     if s.over_limit {
         pairs.push(("limit", "the subscription is OVER its storage limit".into()));

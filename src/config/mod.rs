@@ -148,6 +148,8 @@ pub struct Usage {
 pub struct Git {
     pub allowed_protocols: Vec<String>,
     pub timeout: Dur,
+    /// A commit whose files add up to more is not checked out.
+    pub max_checkout_mb: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,6 +263,7 @@ impl Default for Git {
         Git {
             allowed_protocols: vec!["https".into(), "ssh".into()],
             timeout: Dur::secs(300),
+            max_checkout_mb: 2048,
         }
     }
 }

@@ -3,11 +3,12 @@
 
 use super::interfaces::{DependencyProbe, HostProbe, HostStats, RecordStore};
 use super::stage::code_server::CodeServerView;
+use super::stage::deploy::DeployRequest;
 use super::stage::interfaces::{ContainerStats, MeasurePriority};
 use super::stage::model::{Stage, StageState, StageType, StageView, StopReason};
 use super::stage::usage::{over_limit, used_by, StageUsage};
 use super::stage::{NewStage, StageDeps, StagePatch, Stages};
-use super::subscription::{Subscription, SubscriptionView};
+use super::subscription::{DeployKey, Subscription, SubscriptionView};
 use super::subscriptions::{NewSubscription, SubscriptionPatch, Subscriptions};
 use super::{Error, Result};
 use crate::config::{Config, SharedConfig};
@@ -330,6 +331,21 @@ impl Agent {
         reference: &str,
     ) -> Result<BTreeMap<String, Option<ContainerStats>>> {
         self.stages.stats(&self.config(), reference).await
+    }
+
+    pub async fn deploy_stage(&self, reference: &str, req: DeployRequest) -> Result<StageView> {
+        let s = self.stages.deploy(&self.config(), reference, req).await?;
+        Ok(self.view(&s).await)
+    }
+
+    /// Made once per subscription; later calls return the same key.
+    pub async fn deploy_key(&self, id: &str) -> Result<DeployKey> {
+        let sub = self.subscriptions.get(id)?;
+        let public_key = self.stages.deploy_key(sub.id.as_str()).await?;
+        Ok(DeployKey {
+            id: sub.id.to_string(),
+            public_key,
+        })
     }
 
     /// The code server of `stage` as the API shows it; the password only when asked.

@@ -4,8 +4,8 @@
 use super::interfaces::{RecordKind, RecordStore};
 use super::site::{ProxySites, SiteSpec};
 use super::stage::interfaces::{
-    ContainerInfo, ContainerSpec, ContainerStats, DbTarget, DirUsage, Engine, MeasurePriority,
-    PortProbe, StageDatabase, StageDirs, StopOutcome, UsageMeter,
+    Commit, ContainerInfo, ContainerSpec, ContainerStats, DbTarget, DirUsage, Engine, FetchRequest,
+    Git, MeasurePriority, PortProbe, StageDatabase, StageDirs, StopOutcome, UsageMeter,
 };
 use super::stage::StageDeps;
 use super::Result;
@@ -119,6 +119,15 @@ impl StageDirs for NullDirs {
     fn remove(&self, _: &str, _: &str) -> Result<()> {
         Ok(())
     }
+    fn git_cache(&self, subscription: &str, name: &str) -> PathBuf {
+        self.root(subscription, name).join("git")
+    }
+    fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf> {
+        Ok(self.root(subscription, name).join("scratch"))
+    }
+    fn lay_out_addons(&self, _: &str, _: &str, _: &Path, _: bool) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub struct NullProxy;
@@ -166,6 +175,25 @@ impl UsageMeter for SlowMeter {
     }
 }
 
+/// Git that has nothing to fetch.
+pub struct NoGit;
+
+#[async_trait::async_trait]
+impl Git for NoGit {
+    async fn fetch(&self, req: &FetchRequest) -> Result<Commit> {
+        Err(crate::core::Error::Git(format!(
+            "no such repository {}",
+            req.url
+        )))
+    }
+    async fn export(&self, _: &FetchRequest, _: &str, _: &Path, _: u64) -> Result<()> {
+        Ok(())
+    }
+    async fn deploy_key(&self, subscription: &str) -> Result<String> {
+        Ok(format!("ssh-ed25519 AAAA stagelet-deploy-{subscription}"))
+    }
+}
+
 /// Dependencies where nothing fails, over `store` and `meter`.
 pub fn deps(store: Arc<MemStore>, meter: Arc<dyn UsageMeter>) -> StageDeps {
     StageDeps {
@@ -176,6 +204,7 @@ pub fn deps(store: Arc<MemStore>, meter: Arc<dyn UsageMeter>) -> StageDeps {
         proxy: Arc::new(NullProxy),
         ports: Arc::new(FreePorts),
         meter,
+        git: Arc::new(NoGit),
     }
 }
 
@@ -212,6 +241,7 @@ pub fn stage(
         storage: None,
         active_users: None,
         code_server: None,
+        git: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod error;
 pub mod failpoint;
 #[cfg(test)]
 pub mod fakes;
+pub mod git_input;
 pub mod interfaces;
 pub mod names;
 pub mod site;

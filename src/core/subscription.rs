@@ -94,6 +94,13 @@ impl std::ops::Deref for SubscriptionView {
     }
 }
 
+/// `subscription.deploy_key`: paste `public_key` at the git host as a read-only deploy key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployKey {
+    pub id: String,
+    pub public_key: String,
+}
+
 pub fn check_stage_limit(limit: u32) -> Result<u32> {
     if limit > MAX_STAGE_LIMIT {
         return Err(Error::invalid(

@@ -10,6 +10,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::core::agent::Agent;
 use crate::core::stage::StageDeps;
 use crate::runtime::engine::DockerEngine;
+use crate::runtime::git::GitCli;
 use crate::runtime::hostfs::{BindProbe, DataDirs};
 use crate::runtime::nginx::NginxSites;
 use crate::runtime::pgdb::Postgres;
@@ -122,9 +123,11 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
         db: Arc::new(Postgres),
         dirs: Arc::new(DataDirs {
             data_root: config.agent.state_dir.join("data"),
+            git_root: config.agent.state_dir.join("git"),
         }),
         proxy: NginxSites::start(Arc::new(move || crate::config::current(&live))),
         ports: Arc::new(BindProbe),
+        git: Arc::new(GitCli::new(&config.agent.state_dir)),
         meter: Arc::new(Walker {
             threads: default_threads(),
         }),

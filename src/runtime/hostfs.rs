@@ -3,10 +3,20 @@
 use crate::core::stage::interfaces::{PortProbe, StageDirs};
 use crate::core::{Error, Result};
 use std::net::{IpAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct DataDirs {
     pub data_root: PathBuf,
+    /// Bare mirrors of deploys: `<git_root>/<subscription>/<name>.git`.
+    pub git_root: PathBuf,
+}
+
+/// Under the stage's root, beside db, filestore and addons: never measured, never mounted.
+const SCRATCH: &str = ".deploy-new";
+const ASIDE: &str = ".deploy-old";
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::internal(what, e)
 }
 
 /// The directories of a stage; the db directory is owned by the container's own user later.
@@ -27,7 +37,49 @@ impl StageDirs for DataDirs {
         Ok(())
     }
 
+    fn git_cache(&self, subscription: &str, name: &str) -> PathBuf {
+        self.git_root.join(subscription).join(format!("{name}.git"))
+    }
+
+    fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf> {
+        let root = self.root(subscription, name);
+        // A crash may have left either behind.
+        for leftover in [SCRATCH, ASIDE] {
+            let p = root.join(leftover);
+            if p.exists() {
+                std::fs::remove_dir_all(&p).map_err(io_err(format!("removing {}", p.display())))?;
+            }
+        }
+        let p = root.join(SCRATCH);
+        std::fs::create_dir(&p).map_err(io_err(format!("creating {}", p.display())))?;
+        Ok(p)
+    }
+
+    fn lay_out_addons(
+        &self,
+        subscription: &str,
+        name: &str,
+        tree: &Path,
+        clear: bool,
+    ) -> Result<()> {
+        let root = self.root(subscription, name);
+        let result = super::addons::lay_out(&root.join("addons"), tree, &root.join(ASIDE), clear)
+            .map_err(io_err(format!(
+                "laying the checkout into {}/addons",
+                root.display()
+            )));
+        let _ = std::fs::remove_dir_all(tree);
+        result
+    }
+
     fn remove(&self, subscription: &str, name: &str) -> Result<()> {
+        let cache = self.git_cache(subscription, name);
+        match std::fs::remove_dir_all(&cache) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::internal(format!("removing {}", cache.display()), e))
+            }
+            _ => {}
+        }
         let root = self.root(subscription, name);
         match std::fs::remove_dir_all(&root) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

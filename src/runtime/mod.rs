@@ -1,8 +1,10 @@
 //! The runtime side: the core's interfaces implemented on the real host.
 
+pub mod addons;
 pub mod container_stats;
 pub mod docker;
 pub mod engine;
+pub mod git;
 pub mod host;
 pub mod hostfs;
 pub mod nginx;

@@ -197,6 +197,7 @@ mod tests {
             storage: None,
             active_users: None,
             code_server: None,
+            git: Default::default(),
         }
     }
 

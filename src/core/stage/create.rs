@@ -140,6 +140,7 @@ impl Stages {
                 storage: None,
                 active_users: None,
                 code_server: None,
+                git: Default::default(),
             };
             self.retire_tombstone(&stage.key()).await?;
             self.save_as(&stage.key(), &stage).await?;

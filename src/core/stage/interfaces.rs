@@ -126,8 +126,62 @@ pub trait StageDatabase: Send + Sync {
 pub trait StageDirs: Send + Sync {
     fn root(&self, subscription: &str, name: &str) -> PathBuf;
     fn create(&self, subscription: &str, name: &str) -> Result<()>;
-    /// Removes the whole tree; idempotent.
+    /// Removes the whole tree and the stage's git cache; idempotent.
     fn remove(&self, subscription: &str, name: &str) -> Result<()>;
+    /// The bare mirror deploys fetch into.
+    fn git_cache(&self, subscription: &str, name: &str) -> PathBuf;
+    /// A new, empty directory on the same filesystem as the stage's data, for a checkout.
+    fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf>;
+    /// Puts the tree at `tree` in the stage's addons directory, changing its contents and never
+    /// the directory itself (it is bind-mounted). With `clear` what the tree lacks goes; else
+    /// the tree is laid over what is there. On failure the addons are as they were. `tree`
+    /// is consumed.
+    fn lay_out_addons(
+        &self,
+        subscription: &str,
+        name: &str,
+        tree: &Path,
+        clear: bool,
+    ) -> Result<()>;
+}
+
+/// A deploy's fetch: into the stage's bare mirror, with the transport locked down.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub cache: PathBuf,
+    pub url: String,
+    pub branch: String,
+    /// Its deploy key is used for ssh.
+    pub subscription: String,
+    /// `git.allowed_protocols`.
+    pub protocols: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// The commit a deploy lays out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub hash: String,
+    pub subject: String,
+    /// `git rev-list --count` of the commit.
+    pub count: u64,
+}
+
+#[async_trait::async_trait]
+pub trait Git: Send + Sync {
+    /// Fetches the branch's tip into `req.cache` (made if missing; only what is new comes).
+    async fn fetch(&self, req: &FetchRequest) -> Result<Commit>;
+    /// Writes the commit's files into the empty directory `into`; refused with
+    /// `limit_exceeded` when they add up to more than `max_bytes`.
+    async fn export(
+        &self,
+        req: &FetchRequest,
+        hash: &str,
+        into: &Path,
+        max_bytes: u64,
+    ) -> Result<()>;
+    /// The subscription's ed25519 public key, made on the first call.
+    async fn deploy_key(&self, subscription: &str) -> Result<String>;
 }
 
 /// Disk usage of one directory tree: what `du -sb` (apparent) and `du -sB1` (allocated) print.

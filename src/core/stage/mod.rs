@@ -5,6 +5,7 @@ mod code_ops;
 pub mod code_server;
 pub mod containers;
 mod create;
+pub mod deploy;
 pub mod events;
 pub mod interfaces;
 pub mod model;
@@ -22,7 +23,7 @@ use crate::core::site::ProxySites;
 use crate::core::{Error, Result};
 use containers::{Naming, APP, CODE_SERVER, DB};
 use events::{Event, Events};
-use interfaces::{Engine, PortProbe, StageDatabase, StageDirs, UsageMeter};
+use interfaces::{Engine, Git, PortProbe, StageDatabase, StageDirs, UsageMeter};
 use model::{ComponentView, Stage, StageState, StageView};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -40,6 +41,7 @@ pub struct StageDeps {
     pub proxy: Arc<dyn ProxySites>,
     pub ports: Arc<dyn PortProbe>,
     pub meter: Arc<dyn UsageMeter>,
+    pub git: Arc<dyn Git>,
 }
 
 pub struct Stages {

@@ -2,6 +2,7 @@
 //! the API shows (which never holds the database password).
 
 use super::code_server::{CodeServer, CodeServerView};
+use super::deploy::GitState;
 use super::usage::Storage;
 use crate::core::names::{Domain, StageName, SubscriptionId};
 use crate::core::subscription::Settings;
@@ -149,6 +150,8 @@ pub struct Stage {
     pub active_users: Option<u64>,
     #[serde(default)]
     pub code_server: Option<CodeServer>,
+    #[serde(default)]
+    pub git: GitState,
 }
 
 impl Stage {
@@ -202,6 +205,7 @@ pub struct StageView {
     pub over_limit: bool,
     /// Without its password.
     pub code_server: Option<CodeServerView>,
+    pub git: GitState,
     pub components: BTreeMap<String, ComponentView>,
     /// What differs between the record and the engine (a container missing or exited while the
     /// stage should run).
@@ -241,6 +245,7 @@ impl StageView {
                 .code_server
                 .as_ref()
                 .map(|cs| CodeServerView::new(s.reference(), cs, false, false)),
+            git: s.git.clone(),
             components,
             drift,
         }

@@ -17,6 +17,8 @@ pub struct StagePatch {
     pub end_date: Option<String>,
     pub stage_type: Option<String>,
     pub grace_period_s: Option<u64>,
+    /// `not_linked` or `linked`: set by the controller, which owns the webhook.
+    pub webhook_state: Option<String>,
 }
 
 const DB_READY: Duration = Duration::from_secs(120);
@@ -39,7 +41,7 @@ pub fn expired(config: &Config, stage: &Stage, now: time::Timestamp) -> bool {
 
 impl Stages {
     /// Locks the stage, re-reads it and checks that `op` may run now.
-    async fn begin(
+    pub(super) async fn begin(
         &self,
         reference: &str,
         op: Operation,
@@ -318,7 +320,15 @@ impl Stages {
             })
             .transpose()?;
         let grace_s = check_grace(patch.grace_period_s)?;
+        let webhook = patch
+            .webhook_state
+            .as_deref()
+            .map(super::deploy::WebhookState::parse)
+            .transpose()?;
         let (_g, mut stage) = self.begin(reference, Operation::Update).await?;
+        if let Some(w) = webhook {
+            stage.git.webhook_state = w;
+        }
         if let Some(e) = end_date {
             stage.end_date = e;
         }

@@ -85,6 +85,7 @@ mod tests {
             storage: None,
             active_users: None,
             code_server: None,
+            git: Default::default(),
         }
     }
 

@@ -15,6 +15,8 @@ pub enum Operation {
     Update,
     /// Measuring the stage's directories: only while its data is there.
     Measure,
+    /// A git deploy into the addons.
+    Deploy,
 }
 
 use Operation::*;
@@ -34,6 +36,7 @@ const TABLE: &[(Operation, &[StageState], Option<StageState>)] = &[
     ),
     (Update, &[Build, Running, Stopped, Terminated], None),
     (Measure, &[Running, Stopped, Terminated], None),
+    (Deploy, &[Running, Stopped], None),
 ];
 
 impl Operation {
@@ -47,6 +50,7 @@ impl Operation {
             Cancel => "cancel",
             Update => "update",
             Measure => "measure",
+            Deploy => "deploy",
         }
     }
 

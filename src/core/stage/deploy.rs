@@ -1,0 +1,157 @@
+//! `stage.deploy`: fetch a branch into the stage's bare mirror, check its tip out aside, lay it
+//! into the addons directory, record what was deployed, restart the app. Input is validated
+//! before anything runs; a failed fetch or checkout leaves the addons as they were.
+
+use super::containers::APP;
+use super::create::{grace, profile_of};
+use super::interfaces::FetchRequest;
+use super::model::{Stage, StageState};
+use super::transitions::Operation;
+use super::{naming, Stages};
+use crate::config::Config;
+use crate::core::time::{self, Timestamp};
+use crate::core::{git_input, Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Whether the controller has linked a webhook that calls `stage.deploy` (it owns the hook).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookState {
+    #[default]
+    NotLinked,
+    Linked,
+}
+
+impl WebhookState {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "not_linked" => Ok(Self::NotLinked),
+            "linked" => Ok(Self::Linked),
+            _ => Err(Error::invalid(
+                "webhook_state",
+                format!("{s:?} is not one of not_linked, linked"),
+            )),
+        }
+    }
+}
+
+/// What was deployed last; part of the record and of the API's Stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GitState {
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub last_commit: Option<String>,
+    pub last_commit_message: Option<String>,
+    pub commit_count: Option<u64>,
+    pub clear_destination: bool,
+    #[serde(default)]
+    pub webhook_state: WebhookState,
+    #[serde(default, with = "::time::serde::rfc3339::option")]
+    pub deployed_at: Option<Timestamp>,
+}
+
+/// `stage.deploy` as the core takes it.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub repository: String,
+    pub branch: String,
+    pub clear_destination: bool,
+    pub restart: bool,
+}
+
+impl Stages {
+    pub async fn deploy(
+        &self,
+        config: &Config,
+        reference: &str,
+        req: DeployRequest,
+    ) -> Result<Stage> {
+        let repo = git_input::repository(&req.repository, &config.git.allowed_protocols)?;
+        let branch = git_input::branch(&req.branch)?;
+        let (_g, mut stage) = self.begin(reference, Operation::Deploy).await?;
+        let (sub, name) = (stage.subscription.to_string(), stage.name.to_string());
+        let fetch = FetchRequest {
+            cache: self.deps.dirs.git_cache(&sub, &name),
+            url: repo.url.clone(),
+            branch: branch.clone(),
+            subscription: sub.to_string(),
+            protocols: config.git.allowed_protocols.clone(),
+            timeout: config.git.timeout.0,
+        };
+        self.emit(
+            &stage,
+            "deploy",
+            "fetch",
+            format!("{branch} from {}", repo.url),
+        );
+        let commit = self.deps.git.fetch(&fetch).await?;
+        self.emit(&stage, "deploy", "checkout", commit.hash.clone());
+        let scratch = self.deps.dirs.scratch(&sub, &name)?;
+        let max = config.git.max_checkout_mb.saturating_mul(1 << 20);
+        if let Err(e) = self
+            .deps
+            .git
+            .export(&fetch, &commit.hash, &scratch, max)
+            .await
+        {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
+        self.emit(
+            &stage,
+            "deploy",
+            "addons",
+            if req.clear_destination {
+                "cleared, then laid out"
+            } else {
+                "laid over"
+            },
+        );
+        let dirs = self.deps.dirs.clone();
+        let clear = req.clear_destination;
+        tokio::task::spawn_blocking(move || dirs.lay_out_addons(&sub, &name, &scratch, clear))
+            .await
+            .map_err(|e| Error::internal("laying out the addons", e))??;
+        stage.git = GitState {
+            repository: Some(repo.url),
+            branch: Some(branch),
+            last_commit: Some(commit.hash.clone()),
+            last_commit_message: Some(commit.subject.clone()),
+            commit_count: Some(commit.count),
+            clear_destination: req.clear_destination,
+            webhook_state: stage.git.webhook_state,
+            deployed_at: Some(time::now()),
+        };
+        self.save(&stage).await?;
+        if req.restart && stage.state == StageState::Running {
+            self.emit(&stage, "deploy", "restart", "app");
+            self.restart_app(config, &stage).await?;
+        }
+        self.emit(
+            &stage,
+            "deploy",
+            "done",
+            format!("{} {}", commit.hash, commit.subject),
+        );
+        Ok(stage)
+    }
+
+    pub async fn deploy_key(&self, subscription: &str) -> Result<String> {
+        self.deps.git.deploy_key(subscription).await
+    }
+
+    /// The app alone, so it loads the new code; the database keeps running.
+    async fn restart_app(&self, config: &Config, stage: &Stage) -> Result<()> {
+        let profile = profile_of(config, &stage.profile)?;
+        let signal = profile
+            .app
+            .stop_signal
+            .map_or("SIGTERM".to_string(), |s| s.0.as_str().to_string());
+        let name = naming(config).container(stage, APP);
+        self.deps
+            .engine
+            .stop_container(&name, &signal, grace(config, profile, stage, None))
+            .await?;
+        self.deps.engine.start_container(&name).await
+    }
+}
