@@ -72,7 +72,7 @@ impl AccessPolicy {
 /// The methods that change nothing (DESIGN.md, "Access").
 pub fn is_read_only(method: &str, params: Option<&RawValue>) -> bool {
     match method {
-        "agent.info" | "host.stats" | "stage.logs" | "stage.stats" => true,
+        "agent.info" | "host.stats" | "stage.logs" | "stage.follow_logs" | "stage.stats" => true,
         "stage.usage" => !wants_refresh(params),
         m => m.ends_with(".get") || m.ends_with(".list"),
     }

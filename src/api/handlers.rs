@@ -1,6 +1,7 @@
 //! The server side of the API traits: each method turns its parameters into a core request
 //! and hands it to the agent.
 
+use super::rpc::LogLines;
 use super::rpc::{
     AgentApiServer, CodeServerApiServer, EventsApiServer, HostApiServer, StageApiServer,
     SubscriptionApiServer,
@@ -8,8 +9,9 @@ use super::rpc::{
 use crate::core::agent::{Agent, AgentInfo};
 use crate::core::interfaces::HostStats;
 use crate::core::stage::code_server::CodeServerView;
+use crate::core::stage::console::ExecResult;
 use crate::core::stage::deploy::DeployRequest;
-use crate::core::stage::interfaces::ContainerStats;
+use crate::core::stage::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
 use crate::core::stage::{NewStage, StagePatch};
@@ -231,6 +233,106 @@ impl StageApiServer for Handlers {
 
     async fn stats(&self, stage: String) -> RpcResult<BTreeMap<String, Option<ContainerStats>>> {
         Ok(self.agent.stage_stats(&stage).await?)
+    }
+
+    async fn sql(
+        &self,
+        stage: String,
+        query: String,
+        read_only: Option<bool>,
+        timeout_s: Option<u64>,
+        max_rows: Option<usize>,
+    ) -> RpcResult<SqlResult> {
+        let (read_only, timeout_s, max_rows) = (
+            read_only.unwrap_or(true),
+            timeout_s.unwrap_or(30),
+            max_rows.unwrap_or(1000),
+        );
+        Ok(self
+            .agent
+            .stages()
+            .sql(
+                &self.agent.config(),
+                &stage,
+                query,
+                read_only,
+                timeout_s,
+                max_rows,
+            )
+            .await?)
+    }
+
+    async fn logs(
+        &self,
+        stage: String,
+        component: Option<String>,
+        tail: Option<usize>,
+        since: Option<String>,
+    ) -> RpcResult<LogLines> {
+        let lines = self
+            .agent
+            .stages()
+            .logs(
+                &self.agent.config(),
+                &stage,
+                component.as_deref(),
+                tail,
+                since.as_deref(),
+            )
+            .await?;
+        Ok(LogLines { lines })
+    }
+
+    async fn follow_logs(
+        &self,
+        pending: PendingSubscriptionSink,
+        stage: String,
+        component: Option<String>,
+        tail: Option<usize>,
+    ) -> SubscriptionResult {
+        let stream = self
+            .agent
+            .stages()
+            .follow_logs(&self.agent.config(), &stage, component.as_deref(), tail)
+            .await;
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                pending
+                    .reject(jsonrpsee::types::ErrorObjectOwned::from(e))
+                    .await;
+                return Ok(());
+            }
+        };
+        let sink = pending.accept().await?;
+        while let Some(line) = futures::StreamExt::next(&mut stream).await {
+            let Ok(line) = line else { break };
+            let msg = jsonrpsee::SubscriptionMessage::from(serde_json::value::to_raw_value(&line)?);
+            if sink.send(msg).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        stage: String,
+        component: Option<String>,
+        command: Vec<String>,
+        timeout_s: Option<u64>,
+    ) -> RpcResult<ExecResult> {
+        Ok(self
+            .agent
+            .stages()
+            .exec(
+                &self.agent.config(),
+                &stage,
+                component.as_deref(),
+                command,
+                timeout_s,
+            )
+            .await?)
     }
 }
 

@@ -6,8 +6,9 @@
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
 use crate::core::stage::code_server::CodeServerView;
+use crate::core::stage::console::ExecResult;
 use crate::core::stage::events::Event;
-use crate::core::stage::interfaces::ContainerStats;
+use crate::core::stage::interfaces::{ContainerStats, LogLine, SqlResult};
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
 use crate::core::subscription::{DeployKey, Settings, SubscriptionView};
@@ -141,6 +142,53 @@ pub trait StageApi {
     /// One Docker stats sample per component (`null` when it is not running).
     #[method(name = "stats", param_kind = map)]
     async fn stats(&self, stage: String) -> RpcResult<BTreeMap<String, Option<ContainerStats>>>;
+
+    /// One SQL statement on the stage database, read-only unless `read_only: false`.
+    #[method(name = "sql", param_kind = map)]
+    async fn sql(
+        &self,
+        stage: String,
+        query: String,
+        read_only: Option<bool>,
+        timeout_s: Option<u64>,
+        max_rows: Option<usize>,
+    ) -> RpcResult<SqlResult>;
+
+    /// The last `tail` (default 100, at most 1000) lines of a component, stdout and stderr in
+    /// order, from `since` (RFC 3339).
+    #[method(name = "logs", param_kind = map)]
+    async fn logs(
+        &self,
+        stage: String,
+        component: Option<String>,
+        tail: Option<usize>,
+        since: Option<String>,
+    ) -> RpcResult<LogLines>;
+
+    /// The last `tail` lines (default 10), then each new line as it comes.
+    #[subscription(name = "follow_logs", unsubscribe = "unfollow_logs", item = LogLine, param_kind = map)]
+    async fn follow_logs(
+        &self,
+        stage: String,
+        component: Option<String>,
+        tail: Option<usize>,
+    ) -> SubscriptionResult;
+
+    /// Runs an argv (no shell) in a component; output capped at 1 MiB a stream.
+    #[method(name = "exec", param_kind = map)]
+    async fn exec(
+        &self,
+        stage: String,
+        component: Option<String>,
+        command: Vec<String>,
+        timeout_s: Option<u64>,
+    ) -> RpcResult<ExecResult>;
+}
+
+/// `stage.logs`'s answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogLines {
+    pub lines: Vec<LogLine>,
 }
 
 #[rpc(server, client, namespace = "codeserver", namespace_separator = ".")]

@@ -220,4 +220,39 @@ pub enum StageCmd {
     Stats {
         stage: String,
     },
+    /// One SQL statement on the stage database, printed as a table
+    Sql {
+        stage: String,
+        query: String,
+        /// Allow writes (the default is a read-only transaction)
+        #[arg(long)]
+        write: bool,
+        #[arg(long, default_value_t = 30)]
+        timeout_s: u64,
+        #[arg(long, default_value_t = 1000)]
+        max_rows: usize,
+    },
+    /// The last lines a container printed; -f follows
+    Logs {
+        stage: String,
+        #[arg(long, default_value = "app", value_parser = ["app", "db", "code_server"])]
+        component: String,
+        #[arg(long)]
+        tail: Option<usize>,
+        /// RFC 3339 time to start from
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Run a command (an argv, no shell) in a container: stagectl stage exec acme/qa -- ls /
+    Exec {
+        stage: String,
+        #[arg(long, default_value = "app", value_parser = ["app", "db", "code_server"])]
+        component: String,
+        #[arg(long)]
+        timeout_s: Option<u64>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }

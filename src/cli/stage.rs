@@ -4,7 +4,7 @@ use super::args::StageCmd;
 use super::output;
 use super::run::{render, Failure};
 use crate::api::rpc::{EventsApiClient, StageApiClient};
-use crate::core::stage::interfaces::ContainerStats;
+use crate::core::stage::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
 use jsonrpsee::async_client::Client;
@@ -144,6 +144,79 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             &StageApiClient::usage(client, stage, Some(refresh)).await?,
             usage_text,
         ),
+        StageCmd::Sql {
+            stage,
+            query,
+            write,
+            timeout_s,
+            max_rows,
+        } => {
+            let r = StageApiClient::sql(
+                client,
+                stage,
+                query,
+                Some(!write),
+                Some(timeout_s),
+                Some(max_rows),
+            )
+            .await?;
+            render(json, &r, sql_text)
+        }
+        StageCmd::Logs {
+            stage,
+            component,
+            tail,
+            since,
+            follow,
+        } => {
+            if follow {
+                let mut lines =
+                    StageApiClient::follow_logs(client, stage, Some(component), tail).await?;
+                while let Some(line) = lines.next().await {
+                    let line = line.map_err(|e| Failure(super::exit::OTHER, e.to_string()))?;
+                    if json {
+                        println!("{}", serde_json::to_string(&line).unwrap_or_default());
+                    } else {
+                        println!("{} {}", line.at, line.line);
+                    }
+                }
+                return Ok(String::new());
+            }
+            let r = StageApiClient::logs(client, stage, Some(component), tail, since).await?;
+            render(json, &r, |r| {
+                r.lines
+                    .iter()
+                    .map(|l| format!("{} {}\n", l.at, l.line))
+                    .collect()
+            })
+        }
+        StageCmd::Exec {
+            stage,
+            component,
+            timeout_s,
+            command,
+        } => {
+            let r =
+                StageApiClient::exec(client, stage, Some(component), command, timeout_s).await?;
+            if json {
+                return render(json, &r, |_| String::new());
+            }
+            eprint!("{}", r.stderr);
+            if r.stdout_truncated || r.stderr_truncated {
+                eprintln!("(output cut at 1 MiB)");
+            }
+            match r.exit_code {
+                Some(0) => Ok(r.stdout),
+                Some(code) => Err(Failure(
+                    super::exit::OTHER,
+                    format!("{}the command exited with {code}", r.stdout),
+                )),
+                None => Err(Failure(
+                    super::exit::OTHER,
+                    format!("{}the command was killed at its timeout", r.stdout),
+                )),
+            }
+        }
         StageCmd::Stats { stage } => render(
             json,
             &StageApiClient::stats(client, stage).await?,
@@ -188,6 +261,35 @@ fn usage_text(u: &StageUsage) -> String {
         pairs.push(("limit", "the subscription is OVER its storage limit".into()));
     }
     out += &output::block(&pairs);
+    out
+}
+
+fn sql_text(r: &SqlResult) -> String {
+    let header: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+    let rows: Vec<Vec<String>> = r
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|v| match v {
+                    serde_json::Value::Null => "NULL".to_string(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let mut out = if header.is_empty() {
+        String::new()
+    } else {
+        output::table(&header, &rows)
+    };
+    let more = if r.truncated {
+        " (more rows not sent)"
+    } else {
+        ""
+    };
+    out += &format!("({} rows{more})\n", r.row_count);
     out
 }
 

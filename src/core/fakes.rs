@@ -4,8 +4,9 @@
 use super::interfaces::{RecordKind, RecordStore};
 use super::site::{ProxySites, SiteSpec};
 use super::stage::interfaces::{
-    Commit, ContainerInfo, ContainerSpec, ContainerStats, DbTarget, DirUsage, Engine, FetchRequest,
-    Git, MeasurePriority, PortProbe, StageDatabase, StageDirs, StopOutcome, UsageMeter,
+    Commit, ContainerInfo, ContainerSpec, ContainerStats, DbTarget, DirUsage, Engine, ExecRequest,
+    ExecStatus, FetchRequest, Git, LogLine, MeasurePriority, PortProbe, SqlRequest, SqlResult,
+    StageDatabase, StageDirs, StopOutcome, UsageMeter,
 };
 use super::stage::StageDeps;
 use super::Result;
@@ -90,6 +91,22 @@ impl Engine for NullEngine {
     async fn stats(&self, _: &str) -> Result<Option<ContainerStats>> {
         Ok(None)
     }
+    async fn exec(&self, _: &str, _: ExecRequest) -> Result<ExecStatus> {
+        Ok(ExecStatus {
+            exit_code: Some(0),
+            timed_out: false,
+        })
+    }
+    async fn logs(&self, _: &str, _: usize, _: Option<i64>) -> Result<Vec<LogLine>> {
+        Ok(vec![])
+    }
+    async fn follow_logs(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> Result<futures::stream::BoxStream<'static, Result<LogLine>>> {
+        Ok(Box::pin(futures::stream::empty()))
+    }
 }
 
 pub struct NullDb;
@@ -104,6 +121,12 @@ impl StageDatabase for NullDb {
     }
     async fn count(&self, _: &DbTarget, _: &str, _: &str) -> Result<i64> {
         Ok(0)
+    }
+    async fn sql(&self, _: &DbTarget, _: &str, _: &SqlRequest) -> Result<SqlResult> {
+        Err(crate::core::Error::Database("no database here".into()))
+    }
+    async fn execute(&self, _: &DbTarget, _: &str, _: &str) -> Result<()> {
+        Ok(())
     }
 }
 

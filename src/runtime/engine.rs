@@ -3,7 +3,8 @@
 
 use super::docker::connect;
 use crate::core::stage::interfaces::{
-    ContainerInfo, ContainerSpec, ContainerStats, Engine, StopOutcome,
+    ContainerInfo, ContainerSpec, ContainerStats, Engine, ExecRequest, ExecStatus, LogLine,
+    StopOutcome,
 };
 use crate::core::{Error, Result};
 use bollard::models::{
@@ -49,11 +50,11 @@ impl DockerEngine {
         }
     }
 
-    fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
+    pub(super) fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
         Error::Docker(format!("{what} ({}): {e}", self.endpoint))
     }
 
-    async fn docker(&self) -> Result<Docker> {
+    pub(super) async fn docker(&self) -> Result<Docker> {
         let mut slot = self.client.lock().await;
         if let Some(d) = slot.as_ref() {
             return Ok(d.clone());
@@ -67,7 +68,7 @@ impl DockerEngine {
     }
 
     /// Wraps a call: a failure to reach the engine drops the client so the next call reconnects.
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         what: &str,
         r: std::result::Result<T, bollard::errors::Error>,
@@ -492,5 +493,21 @@ impl Engine for DockerEngine {
             }
             None => Ok(None),
         }
+    }
+
+    async fn exec(&self, name: &str, req: ExecRequest) -> Result<ExecStatus> {
+        self.exec_in(name, req).await
+    }
+
+    async fn logs(&self, name: &str, tail: usize, since: Option<i64>) -> Result<Vec<LogLine>> {
+        self.logs_of(name, tail, since).await
+    }
+
+    async fn follow_logs(
+        &self,
+        name: &str,
+        tail: usize,
+    ) -> Result<futures::stream::BoxStream<'static, Result<LogLine>>> {
+        self.follow_logs_of(name, tail).await
     }
 }

@@ -1,13 +1,13 @@
 //! A stage's PostgreSQL through tokio-postgres, reached at its container's address.
 
-use crate::core::stage::interfaces::{DbTarget, StageDatabase};
+use crate::core::stage::interfaces::{DbTarget, SqlRequest, SqlResult, StageDatabase};
 use crate::core::{Error, Result};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
 pub struct Postgres;
 
-async fn connect(
+pub(super) async fn connect(
     t: &DbTarget,
     db: &str,
 ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
@@ -91,6 +91,19 @@ impl StageDatabase for Postgres {
         value
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| Error::Database(format!("{db}: the query returned no number")))
+    }
+
+    async fn sql(&self, t: &DbTarget, db: &str, req: &SqlRequest) -> Result<SqlResult> {
+        super::sql_console::connect_and_run(t, db, req).await
+    }
+
+    async fn execute(&self, t: &DbTarget, db: &str, sql: &str) -> Result<()> {
+        let c = connect(t, db)
+            .await
+            .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
+        c.batch_execute(&format!("BEGIN; {sql}; COMMIT"))
+            .await
+            .map_err(|e| super::sql_console::db_error(&e))
     }
 }
 

@@ -90,6 +90,48 @@ pub trait Engine: Send + Sync {
     async fn published_ports(&self) -> Result<Vec<u16>>;
     /// One stats sample of a running container; `None` when it is missing or not running.
     async fn stats(&self, name: &str) -> Result<Option<ContainerStats>>;
+    /// Runs `argv` in the running container, wiring its standard streams to `req`; killed when
+    /// the timeout runs out.
+    async fn exec(&self, name: &str, req: ExecRequest) -> Result<ExecStatus>;
+    /// The last `tail` lines of stdout and stderr, in order, from `since` (Unix seconds).
+    async fn logs(&self, name: &str, tail: usize, since: Option<i64>) -> Result<Vec<LogLine>>;
+    /// The last `tail` lines, then every new line as it comes.
+    async fn follow_logs(
+        &self,
+        name: &str,
+        tail: usize,
+    ) -> Result<futures::stream::BoxStream<'static, Result<LogLine>>>;
+}
+
+pub type ByteReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+pub type ByteWriter = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// A command to run in a container: an argv (no shell is added) and where its streams go.
+pub struct ExecRequest {
+    pub argv: Vec<String>,
+    /// For the process only: secrets go here, never into `argv`.
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<ByteReader>,
+    pub stdout: ByteWriter,
+    pub stderr: ByteWriter,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecStatus {
+    /// `None` when it was killed at the timeout.
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+}
+
+/// One line of a container's output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogLine {
+    /// RFC 3339 with nanoseconds, as the engine stamped it.
+    pub at: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub line: String,
 }
 
 /// One Docker stats sample of a container.
@@ -120,6 +162,37 @@ pub trait StageDatabase: Send + Sync {
     async fn create_database(&self, target: &DbTarget, name: &str) -> Result<()>;
     /// Runs a query returning one number (first column of the first row) on database `db`.
     async fn count(&self, target: &DbTarget, db: &str, query: &str) -> Result<i64>;
+    /// The SQL console: one statement, in a read-only transaction unless `read_only` is false.
+    async fn sql(&self, target: &DbTarget, db: &str, req: &SqlRequest) -> Result<SqlResult>;
+    /// Runs `sql` (several statements allowed: it comes from the configuration) in one
+    /// transaction.
+    async fn execute(&self, target: &DbTarget, db: &str, sql: &str) -> Result<()>;
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlRequest {
+    pub query: String,
+    pub read_only: bool,
+    pub timeout: Duration,
+    pub max_rows: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SqlResult {
+    pub columns: Vec<SqlColumn>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// Rows sent (after `max_rows`), or rows changed by a statement that returns none.
+    pub row_count: u64,
+    /// More rows were there than `max_rows`.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SqlColumn {
+    pub name: String,
+    /// PostgreSQL's type name.
+    #[serde(rename = "type")]
+    pub type_name: String,
 }
 
 /// The stage's directories under `state_dir/data/<subscription>/<name>/`.

@@ -3,6 +3,7 @@
 
 mod code_ops;
 pub mod code_server;
+pub mod console;
 pub mod containers;
 mod create;
 pub mod deploy;

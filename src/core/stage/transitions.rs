@@ -17,6 +17,8 @@ pub enum Operation {
     Measure,
     /// A git deploy into the addons.
     Deploy,
+    /// SQL and commands: they need the containers running.
+    Console,
 }
 
 use Operation::*;
@@ -37,6 +39,7 @@ const TABLE: &[(Operation, &[StageState], Option<StageState>)] = &[
     (Update, &[Build, Running, Stopped, Terminated], None),
     (Measure, &[Running, Stopped, Terminated], None),
     (Deploy, &[Running, Stopped], None),
+    (Console, &[Running], None),
 ];
 
 impl Operation {
@@ -51,6 +54,7 @@ impl Operation {
             Update => "update",
             Measure => "measure",
             Deploy => "deploy",
+            Console => "run SQL or commands",
         }
     }
 

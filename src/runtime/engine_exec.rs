@@ -1,0 +1,206 @@
+//! Commands in containers and their logs, through the engine: exec with every standard stream
+//! wired (so dumps stream in and out without touching the disk twice), a kill at the timeout,
+//! and logs with the engine's timestamps.
+
+use super::engine::DockerEngine;
+use crate::core::stage::interfaces::{ExecRequest, ExecStatus, LogLine};
+use crate::core::{Error, Result};
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::LogsOptions;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// (at, line) from a line the engine stamped: `2026-11-23T17:00:00.123456789Z text`.
+pub fn split_stamp(raw: &str) -> (String, String) {
+    let raw = raw.strip_suffix('\n').unwrap_or(raw);
+    match raw.split_once(' ') {
+        Some((at, line)) if at.contains('T') => (at.to_string(), line.to_string()),
+        _ => (String::new(), raw.to_string()),
+    }
+}
+
+fn log_line(chunk: LogOutput) -> Option<LogLine> {
+    let (stream, bytes) = match chunk {
+        LogOutput::StdOut { message } => ("stdout", message),
+        LogOutput::StdErr { message } => ("stderr", message),
+        LogOutput::Console { message } => ("stdout", message),
+        LogOutput::StdIn { .. } => return None,
+    };
+    let (at, line) = split_stamp(&String::from_utf8_lossy(&bytes));
+    Some(LogLine {
+        at,
+        stream: stream.into(),
+        line,
+    })
+}
+
+impl DockerEngine {
+    pub(super) async fn exec_in(&self, name: &str, mut req: ExecRequest) -> Result<ExecStatus> {
+        let d = self.docker().await?;
+        let what = format!(
+            "running {:?} in {name}",
+            req.argv.first().map(String::as_str).unwrap_or("")
+        );
+        let opts = CreateExecOptions {
+            attach_stdin: Some(req.stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(req.argv.clone()),
+            env: Some(req.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            ..Default::default()
+        };
+        let r = d.create_exec(name, opts).await;
+        let id = self.call(&what, r).await?.id;
+        let opts = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
+        let r = d.start_exec(&id, Some(opts)).await;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = self.call(&what, r).await?
+        else {
+            return Err(self.err(&what, "the engine detached the command"));
+        };
+        let stdin = req.stdin.take();
+        let feed = async move {
+            if let Some(mut from) = stdin {
+                // The command may stop reading early (it failed): its exit code tells.
+                if let Err(e) = tokio::io::copy(&mut from, &mut input).await {
+                    tracing::debug!(error = %e, "stdin of a command closed early");
+                }
+                let _ = input.shutdown().await;
+            }
+        };
+        let (stdout, stderr) = (&mut req.stdout, &mut req.stderr);
+        let drain = async move {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|e| Error::Docker(format!("reading output: {e}")))? {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        stdout.write_all(&message).await
+                    }
+                    LogOutput::StdErr { message } => stderr.write_all(&message).await,
+                    LogOutput::StdIn { .. } => Ok(()),
+                }
+                .map_err(|e| Error::internal("writing a command's output", e))?;
+            }
+            stdout
+                .flush()
+                .await
+                .and(stderr.flush().await)
+                .map_err(|e| Error::internal("writing a command's output", e))
+        };
+        let both = async {
+            let ((), drained) = tokio::join!(feed, drain);
+            drained
+        };
+        match tokio::time::timeout(req.timeout, both).await {
+            Ok(r) => r?,
+            Err(_) => {
+                self.kill_exec(&d, &id).await;
+                return Ok(ExecStatus {
+                    exit_code: None,
+                    timed_out: true,
+                });
+            }
+        }
+        // The stream ends as the process exits; the engine may take a moment to record it.
+        for _ in 0..50 {
+            let r = d.inspect_exec(&id).await;
+            let info = self.call(&what, r).await?;
+            if info.running != Some(true) {
+                return Ok(ExecStatus {
+                    exit_code: info.exit_code,
+                    timed_out: false,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(self.err(&what, "the command's exit was not recorded"))
+    }
+
+    /// The engine has no call to stop one exec: kill its process by the host pid it reports.
+    async fn kill_exec(&self, d: &bollard::Docker, id: &str) {
+        if let Ok(info) = d.inspect_exec(id).await {
+            if let Some(pid) = info.pid.filter(|p| *p > 0) {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+
+    fn logs_stream(
+        d: &bollard::Docker,
+        name: &str,
+        tail: usize,
+        since: Option<i64>,
+        follow: bool,
+    ) -> BoxStream<'static, std::result::Result<LogOutput, bollard::errors::Error>> {
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            follow,
+            tail: tail.to_string(),
+            // The engine API takes an i32: a time past 2038 is clamped, still in the future.
+            since: since.unwrap_or(0).clamp(0, i64::from(i32::MAX)) as i32,
+            ..Default::default()
+        };
+        d.logs(name, Some(opts)).boxed()
+    }
+
+    pub(super) async fn logs_of(
+        &self,
+        name: &str,
+        tail: usize,
+        since: Option<i64>,
+    ) -> Result<Vec<LogLine>> {
+        let d = self.docker().await?;
+        let mut stream = Self::logs_stream(&d, name, tail, since, false);
+        let mut lines = vec![];
+        while let Some(chunk) = stream.next().await {
+            let chunk = self
+                .call(&format!("reading the logs of {name}"), chunk)
+                .await?;
+            lines.extend(log_line(chunk));
+        }
+        Ok(lines)
+    }
+
+    pub(super) async fn follow_logs_of(
+        &self,
+        name: &str,
+        tail: usize,
+    ) -> Result<BoxStream<'static, Result<LogLine>>> {
+        let d = self.docker().await?;
+        let what = format!("following the logs of {name}");
+        let stream = Self::logs_stream(&d, name, tail, None, true).filter_map(move |chunk| {
+            let r = match chunk {
+                Ok(c) => log_line(c).map(Ok),
+                Err(e) => Some(Err(Error::Docker(format!("{what}: {e}")))),
+            };
+            futures::future::ready(r)
+        });
+        Ok(stream.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stamps_split_from_lines() {
+        assert_eq!(
+            super::split_stamp("2026-11-23T17:00:00.123456789Z app: ready\n"),
+            ("2026-11-23T17:00:00.123456789Z".into(), "app: ready".into())
+        );
+        assert_eq!(
+            super::split_stamp("no stamp"),
+            ("".into(), "no stamp".into())
+        );
+    }
+}
