@@ -3,11 +3,12 @@
 
 use super::rpc::LogLines;
 use super::rpc::{
-    AgentApiServer, CodeServerApiServer, EventsApiServer, HostApiServer, StageApiServer,
-    SubscriptionApiServer,
+    AgentApiServer, BackupApiServer, CodeServerApiServer, EventsApiServer, HostApiServer,
+    StageApiServer, SubscriptionApiServer,
 };
 use crate::core::agent::{Agent, AgentInfo};
 use crate::core::interfaces::HostStats;
+use crate::core::stage::backup::Backup;
 use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::console::ExecResult;
 use crate::core::stage::deploy::DeployRequest;
@@ -51,6 +52,7 @@ impl Handlers {
             &mut module,
             CodeServerApiServer::into_rpc(self.clone()).into(),
         );
+        merge(&mut module, BackupApiServer::into_rpc(self.clone()).into());
         merge(&mut module, EventsApiServer::into_rpc(self).into());
         module
     }
@@ -333,6 +335,25 @@ impl StageApiServer for Handlers {
                 timeout_s,
             )
             .await?)
+    }
+}
+
+#[async_trait]
+impl BackupApiServer for Handlers {
+    async fn backup(&self, stage: String) -> RpcResult<Backup> {
+        Ok(self.agent.backup_stage(&stage).await?)
+    }
+
+    async fn backups(&self, stage: String) -> RpcResult<Vec<Backup>> {
+        Ok(self.agent.stages().backups(&stage).await?)
+    }
+
+    async fn restore_backup(&self, stage: String, backup: String) -> RpcResult<StageView> {
+        Ok(self.agent.restore_stage_backup(&stage, &backup).await?)
+    }
+
+    async fn backup_delete(&self, stage: String, backup: String) -> RpcResult<()> {
+        Ok(self.agent.stages().delete_backup(&stage, &backup).await?)
     }
 }
 

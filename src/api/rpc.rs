@@ -5,6 +5,7 @@
 
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
+use crate::core::stage::backup::Backup;
 use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::console::ExecResult;
 use crate::core::stage::events::Event;
@@ -183,6 +184,26 @@ pub trait StageApi {
         command: Vec<String>,
         timeout_s: Option<u64>,
     ) -> RpcResult<ExecResult>;
+}
+
+#[rpc(server, client, namespace = "stage", namespace_separator = ".")]
+pub trait BackupApi {
+    /// Backs the running stage up: the database (pg_dump -Fc), the filestore (tar), a manifest
+    /// with sizes and sha256 sums. Keeps the newest `backups.keep`.
+    #[method(name = "backup", param_kind = map)]
+    async fn backup(&self, stage: String) -> RpcResult<Backup>;
+
+    /// The stage's backups, newest first (kept after the stage is cancelled).
+    #[method(name = "backups", param_kind = map)]
+    async fn backups(&self, stage: String) -> RpcResult<Vec<Backup>>;
+
+    /// On a stopped stage: checks the sums, restores the database and the filestore; the stage
+    /// stays stopped.
+    #[method(name = "restore_backup", param_kind = map)]
+    async fn restore_backup(&self, stage: String, backup: String) -> RpcResult<StageView>;
+
+    #[method(name = "backup_delete", param_kind = map)]
+    async fn backup_delete(&self, stage: String, backup: String) -> RpcResult<()>;
 }
 
 /// `stage.logs`'s answer.

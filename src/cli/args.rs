@@ -209,6 +209,24 @@ pub enum StageCmd {
         #[arg(long)]
         no_restart: bool,
     },
+    /// Back up a running stage (database and filestore)
+    Backup {
+        stage: String,
+    },
+    /// List a stage's backups
+    Backups {
+        stage: String,
+    },
+    /// Restore a backup into a stopped stage
+    RestoreBackup {
+        stage: String,
+        backup: String,
+    },
+    /// Delete a backup
+    BackupDelete {
+        stage: String,
+        backup: String,
+    },
     /// Database, filestore and addons sizes, and active users
     Usage {
         stage: String,

@@ -3,7 +3,8 @@
 use super::args::StageCmd;
 use super::output;
 use super::run::{render, Failure};
-use crate::api::rpc::{EventsApiClient, StageApiClient};
+use crate::api::rpc::{BackupApiClient, EventsApiClient, StageApiClient};
+use crate::core::stage::backup::Backup;
 use crate::core::stage::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
@@ -144,6 +145,26 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             &StageApiClient::usage(client, stage, Some(refresh)).await?,
             usage_text,
         ),
+        StageCmd::Backup { stage } => {
+            let b = BackupApiClient::backup(client, stage).await?;
+            render(json, &b, |b| backups_text(std::slice::from_ref(b)))
+        }
+        StageCmd::Backups { stage } => {
+            render(json, &BackupApiClient::backups(client, stage).await?, |l| {
+                backups_text(l)
+            })
+        }
+        StageCmd::RestoreBackup { stage, backup } => render(
+            json,
+            &BackupApiClient::restore_backup(client, stage, backup).await?,
+            one,
+        ),
+        StageCmd::BackupDelete { stage, backup } => {
+            BackupApiClient::backup_delete(client, stage, backup.clone()).await?;
+            render(json, &serde_json::json!({ "deleted": backup }), |_| {
+                format!("deleted backup {backup}\n")
+            })
+        }
         StageCmd::Sql {
             stage,
             query,
@@ -262,6 +283,22 @@ fn usage_text(u: &StageUsage) -> String {
     }
     out += &output::block(&pairs);
     out
+}
+
+fn backups_text(list: &[Backup]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.clone(),
+                format!("{:?}", b.status).to_lowercase(),
+                output::size(b.sizes.values().sum()),
+                crate::core::time::rfc3339(&b.created_at),
+                b.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "STATUS", "SIZE", "CREATED", "ERROR"], &rows)
 }
 
 fn sql_text(r: &SqlResult) -> String {

@@ -333,6 +333,18 @@ impl Agent {
         self.stages.stats(&self.config(), reference).await
     }
 
+    pub async fn backup_stage(&self, reference: &str) -> Result<super::stage::backup::Backup> {
+        self.stages.backup(&self.config(), reference).await
+    }
+
+    pub async fn restore_stage_backup(&self, reference: &str, id: &str) -> Result<StageView> {
+        let s = self
+            .stages
+            .restore_backup(&self.config(), reference, id)
+            .await?;
+        Ok(self.view(&s).await)
+    }
+
     pub async fn deploy_stage(&self, reference: &str, req: DeployRequest) -> Result<StageView> {
         let s = self.stages.deploy(&self.config(), reference, req).await?;
         Ok(self.view(&s).await)

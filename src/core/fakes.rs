@@ -4,9 +4,10 @@
 use super::interfaces::{RecordKind, RecordStore};
 use super::site::{ProxySites, SiteSpec};
 use super::stage::interfaces::{
-    Commit, ContainerInfo, ContainerSpec, ContainerStats, DbTarget, DirUsage, Engine, ExecRequest,
-    ExecStatus, FetchRequest, Git, LogLine, MeasurePriority, PortProbe, SqlRequest, SqlResult,
-    StageDatabase, StageDirs, StopOutcome, UsageMeter,
+    BackupStore, ByteReader, ByteWriter, Commit, ContainerInfo, ContainerSpec, ContainerStats,
+    DbTarget, DirUsage, Engine, ExecRequest, ExecStatus, FetchRequest, Git, LogLine,
+    MeasurePriority, PortProbe, SqlRequest, SqlResult, StageDatabase, StageDirs, StopOutcome,
+    UsageMeter,
 };
 use super::stage::StageDeps;
 use super::Result;
@@ -128,6 +129,9 @@ impl StageDatabase for NullDb {
     async fn execute(&self, _: &DbTarget, _: &str, _: &str) -> Result<()> {
         Ok(())
     }
+    async fn each(&self, _: &DbTarget, _: &str, _: &[String]) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub struct NullDirs;
@@ -148,7 +152,7 @@ impl StageDirs for NullDirs {
     fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf> {
         Ok(self.root(subscription, name).join("scratch"))
     }
-    fn lay_out_addons(&self, _: &str, _: &str, _: &Path, _: bool) -> Result<()> {
+    fn lay_out_dir(&self, _: &str, _: &str, _: &str, _: &Path, _: bool) -> Result<()> {
         Ok(())
     }
 }
@@ -217,6 +221,45 @@ impl Git for NoGit {
     }
 }
 
+/// A backup store that holds nothing and refuses to write.
+pub struct NoBackups;
+
+impl BackupStore for NoBackups {
+    fn create(&self, _: &str, _: &str, _: &str) -> Result<PathBuf> {
+        Err(crate::core::Error::internal(
+            "backups",
+            "none in unit tests",
+        ))
+    }
+    fn dir(&self, s: &str, n: &str, id: &str) -> PathBuf {
+        PathBuf::from("/nonexistent").join(s).join(n).join(id)
+    }
+    fn write_manifest(&self, _: &Path, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    fn manifests(&self, _: &str, _: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(vec![])
+    }
+    fn remove(&self, _: &str, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn sha256(&self, _: &Path) -> Result<(u64, String)> {
+        Ok((0, String::new()))
+    }
+    fn pack(&self, _: &Path, _: &Path) -> Result<()> {
+        Ok(())
+    }
+    fn unpack(&self, _: &Path, _: &Path) -> Result<()> {
+        Ok(())
+    }
+    fn writer(&self, _: &Path) -> Result<ByteWriter> {
+        Ok(Box::new(tokio::io::sink()))
+    }
+    fn reader(&self, _: &Path) -> Result<ByteReader> {
+        Ok(Box::new(tokio::io::empty()))
+    }
+}
+
 /// Dependencies where nothing fails, over `store` and `meter`.
 pub fn deps(store: Arc<MemStore>, meter: Arc<dyn UsageMeter>) -> StageDeps {
     StageDeps {
@@ -228,6 +271,7 @@ pub fn deps(store: Arc<MemStore>, meter: Arc<dyn UsageMeter>) -> StageDeps {
         ports: Arc::new(FreePorts),
         meter,
         git: Arc::new(NoGit),
+        backups: Arc::new(NoBackups),
     }
 }
 

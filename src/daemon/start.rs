@@ -9,6 +9,7 @@ use crate::api::middleware::SharedPolicy;
 use crate::config::{self, Config, ConfigError};
 use crate::core::agent::Agent;
 use crate::core::stage::StageDeps;
+use crate::runtime::backups::FsBackups;
 use crate::runtime::engine::DockerEngine;
 use crate::runtime::git::GitCli;
 use crate::runtime::hostfs::{BindProbe, DataDirs};
@@ -128,6 +129,9 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
         proxy: NginxSites::start(Arc::new(move || crate::config::current(&live))),
         ports: Arc::new(BindProbe),
         git: Arc::new(GitCli::new(&config.agent.state_dir)),
+        backups: Arc::new(FsBackups {
+            root: config.agent.state_dir.join("backups"),
+        }),
         meter: Arc::new(Walker {
             threads: default_threads(),
         }),

@@ -55,19 +55,25 @@ impl StageDirs for DataDirs {
         Ok(p)
     }
 
-    fn lay_out_addons(
+    fn lay_out_dir(
         &self,
         subscription: &str,
         name: &str,
+        dir: &str,
         tree: &Path,
         clear: bool,
     ) -> Result<()> {
+        if !STAGE_DIRS.contains(&dir) {
+            return Err(Error::internal(
+                "laying out",
+                format!("{dir:?} is not a stage directory"),
+            ));
+        }
         let root = self.root(subscription, name);
-        let result = super::addons::lay_out(&root.join("addons"), tree, &root.join(ASIDE), clear)
-            .map_err(io_err(format!(
-                "laying the checkout into {}/addons",
-                root.display()
-            )));
+        let result =
+            super::addons::lay_out(&root.join(dir), tree, &root.join(ASIDE), clear).map_err(
+                io_err(format!("laying a new tree into {}/{dir}", root.display())),
+            );
         let _ = std::fs::remove_dir_all(tree);
         result
     }

@@ -1,6 +1,7 @@
 //! The runtime side: the core's interfaces implemented on the real host.
 
 pub mod addons;
+pub mod backups;
 pub mod container_stats;
 pub mod docker;
 pub mod engine;

@@ -97,6 +97,18 @@ impl StageDatabase for Postgres {
         super::sql_console::connect_and_run(t, db, req).await
     }
 
+    async fn each(&self, t: &DbTarget, db: &str, statements: &[String]) -> Result<()> {
+        let c = connect(t, db)
+            .await
+            .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
+        for s in statements {
+            c.batch_execute(s)
+                .await
+                .map_err(|e| super::sql_console::db_error(&e))?;
+        }
+        Ok(())
+    }
+
     async fn execute(&self, t: &DbTarget, db: &str, sql: &str) -> Result<()> {
         let c = connect(t, db)
             .await

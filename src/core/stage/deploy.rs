@@ -109,9 +109,11 @@ impl Stages {
         );
         let dirs = self.deps.dirs.clone();
         let clear = req.clear_destination;
-        tokio::task::spawn_blocking(move || dirs.lay_out_addons(&sub, &name, &scratch, clear))
-            .await
-            .map_err(|e| Error::internal("laying out the addons", e))??;
+        tokio::task::spawn_blocking(move || {
+            dirs.lay_out_dir(&sub, &name, "addons", &scratch, clear)
+        })
+        .await
+        .map_err(|e| Error::internal("laying out the addons", e))??;
         stage.git = GitState {
             repository: Some(repo.url),
             branch: Some(branch),

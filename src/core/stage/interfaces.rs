@@ -167,6 +167,8 @@ pub trait StageDatabase: Send + Sync {
     /// Runs `sql` (several statements allowed: it comes from the configuration) in one
     /// transaction.
     async fn execute(&self, target: &DbTarget, db: &str, sql: &str) -> Result<()>;
+    /// Runs each statement on its own, outside any transaction (CREATE and DROP DATABASE).
+    async fn each(&self, target: &DbTarget, db: &str, statements: &[String]) -> Result<()>;
 }
 
 #[derive(Debug, Clone)]
@@ -205,14 +207,15 @@ pub trait StageDirs: Send + Sync {
     fn git_cache(&self, subscription: &str, name: &str) -> PathBuf;
     /// A new, empty directory on the same filesystem as the stage's data, for a checkout.
     fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf>;
-    /// Puts the tree at `tree` in the stage's addons directory, changing its contents and never
-    /// the directory itself (it is bind-mounted). With `clear` what the tree lacks goes; else
-    /// the tree is laid over what is there. On failure the addons are as they were. `tree`
-    /// is consumed.
-    fn lay_out_addons(
+    /// Puts the tree at `tree` in the stage's directory `dir` (`addons`, `filestore`), changing
+    /// its contents and never the directory itself (it is bind-mounted). With `clear` what the
+    /// tree lacks goes; else the tree is laid over what is there. On failure the directory is
+    /// as it was. `tree` is consumed.
+    fn lay_out_dir(
         &self,
         subscription: &str,
         name: &str,
+        dir: &str,
         tree: &Path,
         clear: bool,
     ) -> Result<()>;
@@ -290,6 +293,29 @@ pub enum MeasurePriority {
 /// Measures directory trees. Blocking: callers run it off the async workers.
 pub trait UsageMeter: Send + Sync {
     fn measure(&self, dir: &Path, priority: MeasurePriority) -> DirUsage;
+}
+
+/// Where backups live: `state_dir/backups/<subscription>/<name>/<id>/`, each with its
+/// manifest. Blocking: callers run it off the async workers.
+pub trait BackupStore: Send + Sync {
+    /// A new, empty directory for backup `id`.
+    fn create(&self, subscription: &str, name: &str, id: &str) -> Result<PathBuf>;
+    fn dir(&self, subscription: &str, name: &str, id: &str) -> PathBuf;
+    /// Writes `manifest.json` atomically and durably.
+    fn write_manifest(&self, dir: &Path, manifest: &[u8]) -> Result<()>;
+    /// Every backup's manifest bytes, by id.
+    fn manifests(&self, subscription: &str, name: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    fn remove(&self, subscription: &str, name: &str, id: &str) -> Result<()>;
+    /// Size and sha256 (hex) of a file.
+    fn sha256(&self, file: &Path) -> Result<(u64, String)>;
+    /// A tar of `dir`'s contents at `to`.
+    fn pack(&self, dir: &Path, to: &Path) -> Result<()>;
+    /// Unpacks a tar into the empty directory `into`.
+    fn unpack(&self, tar: &Path, into: &Path) -> Result<()>;
+    /// A file to write to, made (or emptied) here.
+    fn writer(&self, file: &Path) -> Result<ByteWriter>;
+    /// A file to read.
+    fn reader(&self, file: &Path) -> Result<ByteReader>;
 }
 
 /// Whether a host port is in use by anything (a bind fails).

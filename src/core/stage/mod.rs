@@ -1,6 +1,7 @@
 //! Stages: the registry of stage records and the lifecycle operations on them. Operations on
 //! one stage are serialised by its lock; different stages run in parallel.
 
+pub mod backup;
 mod code_ops;
 pub mod code_server;
 pub mod console;
@@ -24,7 +25,7 @@ use crate::core::site::ProxySites;
 use crate::core::{Error, Result};
 use containers::{Naming, APP, CODE_SERVER, DB};
 use events::{Event, Events};
-use interfaces::{Engine, Git, PortProbe, StageDatabase, StageDirs, UsageMeter};
+use interfaces::{BackupStore, Engine, Git, PortProbe, StageDatabase, StageDirs, UsageMeter};
 use model::{ComponentView, Stage, StageState, StageView};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -43,6 +44,7 @@ pub struct StageDeps {
     pub ports: Arc<dyn PortProbe>,
     pub meter: Arc<dyn UsageMeter>,
     pub git: Arc<dyn Git>,
+    pub backups: Arc<dyn BackupStore>,
 }
 
 pub struct Stages {

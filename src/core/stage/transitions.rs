@@ -19,6 +19,10 @@ pub enum Operation {
     Deploy,
     /// SQL and commands: they need the containers running.
     Console,
+    /// pg_dump needs the database running.
+    Backup,
+    /// Replacing the data needs the app stopped.
+    RestoreBackup,
 }
 
 use Operation::*;
@@ -40,6 +44,8 @@ const TABLE: &[(Operation, &[StageState], Option<StageState>)] = &[
     (Measure, &[Running, Stopped, Terminated], None),
     (Deploy, &[Running, Stopped], None),
     (Console, &[Running], None),
+    (Backup, &[Running], None),
+    (RestoreBackup, &[Stopped], None),
 ];
 
 impl Operation {
@@ -55,6 +61,8 @@ impl Operation {
             Measure => "measure",
             Deploy => "deploy",
             Console => "run SQL or commands",
+            Backup => "back up",
+            RestoreBackup => "restore a backup",
         }
     }
 

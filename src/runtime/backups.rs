@@ -1,0 +1,158 @@
+//! Backups on disk: one directory per backup with its manifest (written like records:
+//! atomically and durably), the dump and the filestore tar, checksummed with sha256.
+
+use crate::core::stage::interfaces::{BackupStore, ByteReader, ByteWriter};
+use crate::core::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub struct FsBackups {
+    pub root: PathBuf,
+}
+
+pub const MANIFEST: &str = "manifest.json";
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::internal(what, e)
+}
+
+impl BackupStore for FsBackups {
+    fn create(&self, subscription: &str, name: &str, id: &str) -> Result<PathBuf> {
+        let dir = self.dir(subscription, name, id);
+        std::fs::create_dir_all(dir.parent().expect("a backup has a parent"))
+            .and_then(|_| std::fs::create_dir(&dir))
+            .map_err(io(format!("creating {}", dir.display())))?;
+        Ok(dir)
+    }
+
+    fn dir(&self, subscription: &str, name: &str, id: &str) -> PathBuf {
+        self.root.join(subscription).join(name).join(id)
+    }
+
+    fn write_manifest(&self, dir: &Path, manifest: &[u8]) -> Result<()> {
+        let path = dir.join(MANIFEST);
+        super::records::write_atomic(&path, manifest, 0o600)
+            .map_err(io(format!("writing {}", path.display())))
+    }
+
+    fn manifests(&self, subscription: &str, name: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let dir = self.root.join(subscription).join(name);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(Error::internal(format!("listing {}", dir.display()), e)),
+        };
+        let mut out = vec![];
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            // A directory without a manifest was never a backup (a crash right at its start).
+            if let Ok(bytes) = std::fs::read(entry.path().join(MANIFEST)) {
+                out.push((id, bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove(&self, subscription: &str, name: &str, id: &str) -> Result<()> {
+        let dir = self.dir(subscription, name, id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::internal(format!("removing {}", dir.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn sha256(&self, file: &Path) -> Result<(u64, String)> {
+        let mut f = std::fs::File::open(file).map_err(io(format!("reading {}", file.display())))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(io(format!("reading {}", file.display())))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        Ok((total, format!("{:x}", hasher.finalize())))
+    }
+
+    fn pack(&self, dir: &Path, to: &Path) -> Result<()> {
+        let file = std::fs::File::create(to).map_err(io(format!("creating {}", to.display())))?;
+        let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+        // Symlinks are stored as links, never followed out of the filestore.
+        tar.follow_symlinks(false);
+        tar.append_dir_all(".", dir)
+            .and_then(|_| tar.into_inner())
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+            .and_then(|f| f.sync_all())
+            .map_err(io(format!("archiving {}", dir.display())))
+    }
+
+    fn unpack(&self, tar: &Path, into: &Path) -> Result<()> {
+        let file = std::fs::File::open(tar).map_err(io(format!("reading {}", tar.display())))?;
+        let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+        archive.set_preserve_permissions(true);
+        archive.set_overwrite(false);
+        // `unpack` refuses entries that would land outside `into` (`..`, absolute paths).
+        archive
+            .unpack(into)
+            .map_err(io(format!("unpacking {}", tar.display())))
+    }
+
+    fn writer(&self, file: &Path) -> Result<ByteWriter> {
+        let f = std::fs::File::create(file).map_err(io(format!("creating {}", file.display())))?;
+        Ok(Box::new(tokio::fs::File::from_std(f)))
+    }
+
+    fn reader(&self, file: &Path) -> Result<ByteReader> {
+        let f = std::fs::File::open(file).map_err(io(format!("reading {}", file.display())))?;
+        Ok(Box::new(tokio::fs::File::from_std(f)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_unpack_and_sums() {
+        let t = tempfile::tempdir().unwrap();
+        let store = FsBackups {
+            root: t.path().join("backups"),
+        };
+        let src = t.path().join("filestore");
+        std::fs::create_dir_all(src.join("qa/ab")).unwrap();
+        std::fs::write(src.join("qa/ab/file"), b"attachment").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
+        let dir = store.create("acme", "qa", "b1").unwrap();
+        store.pack(&src, &dir.join("filestore.tar")).unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        store.unpack(&dir.join("filestore.tar"), &out).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("qa/ab/file")).unwrap(),
+            b"attachment"
+        );
+        assert_eq!(
+            std::fs::read_link(out.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        let (n, sum) = store.sha256(&out.join("qa/ab/file")).unwrap();
+        assert_eq!(n, 10);
+        // sha256("attachment")
+        assert_eq!(sum, format!("{:x}", Sha256::digest(b"attachment")));
+        store.write_manifest(&dir, b"{}").unwrap();
+        assert_eq!(
+            store.manifests("acme", "qa").unwrap(),
+            vec![("b1".into(), b"{}".to_vec())]
+        );
+        store.remove("acme", "qa", "b1").unwrap();
+        assert!(store.manifests("acme", "qa").unwrap().is_empty());
+    }
+}
