@@ -49,6 +49,9 @@ async fn back_up_damage_restore() {
     )
     .unwrap();
 
+    let record = env.daemon.state_dir().join("stages/acme--prod.json");
+    let record: Value = serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    let password = record["db_password"].as_str().unwrap().to_string();
     let b = BackupApiClient::backup(&c, "acme/prod".into())
         .await
         .unwrap();
@@ -194,6 +197,10 @@ async fn back_up_damage_restore() {
         .state_dir()
         .join(format!("backups/acme/prod/{}/db.dump", third.id))
         .exists());
+    // pg_dump got the password through its environment; it never reached the log.
+    let log = env.daemon.log();
+    assert!(log.contains("backup"), "the daemon logs at debug here");
+    assert!(!log.contains(&password), "the database password was logged");
     let out = env.daemon.ctl(&["stage", "backups", "acme/prod"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&third.id));
 }

@@ -387,15 +387,9 @@ impl EventsApiServer for Handlers {
         pending: PendingSubscriptionSink,
         stage: Option<String>,
     ) -> SubscriptionResult {
-        // A stage filter is matched by reference or UUID as the events carry both.
-        let filter = match stage {
-            Some(r) => match self.agent.stages().find(&r) {
-                Ok(s) => Some(s.uuid.to_string()),
-                // Not made yet (a create about to start): match by reference.
-                Err(_) => Some(r),
-            },
-            None => None,
-        };
+        // Events carry both: a UUID matches that record, a name matches whichever stage holds
+        // it (a create about to start, or a name taken again after a cancel).
+        let filter = stage;
         let mut events = self.agent.stages().events.subscribe();
         let sink = pending.accept().await?;
         loop {

@@ -141,6 +141,9 @@ pub enum StageCmd {
         /// Seconds between the stop signal and SIGKILL
         #[arg(long)]
         grace_period_s: Option<u64>,
+        /// Start as a copy of this stage (SUBSCRIPTION/NAME); dev and qa copies are neutralised
+        #[arg(long)]
+        clone_from: Option<String>,
     },
     /// List stages
     #[command(alias = "ls")]

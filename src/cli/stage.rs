@@ -21,6 +21,7 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             domain,
             end_date,
             grace_period_s,
+            clone_from,
         } => {
             let (sub, name) = stage.split_once('/').ok_or_else(|| {
                 Failure(
@@ -36,7 +37,7 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                 domain,
                 end_date,
                 grace_period_s,
-                None,
+                clone_from,
             );
             let s = with_progress(client, &stage, json, create).await?;
             render(json, &s, |s| {

@@ -33,6 +33,10 @@ pub struct Settings {
     pub env: BTreeMap<String, String>,
     pub memory_limit_mb: Option<u64>,
     pub cpu_limit: Option<f64>,
+    /// A `pg_dump -Fc` file on this host restored into every new stage instead of an empty
+    /// database.
+    #[serde(default)]
+    pub db_template: Option<String>,
 }
 
 impl Settings {
@@ -61,6 +65,15 @@ impl Settings {
                 return Err(Error::invalid(
                     "settings.memory_limit_mb",
                     "must be between 16 and 1048576",
+                ));
+            }
+        }
+        if let Some(t) = &self.db_template {
+            let path = std::path::Path::new(t);
+            if !path.is_absolute() || !path.is_file() {
+                return Err(Error::invalid(
+                    "settings.db_template",
+                    format!("{t:?} is not an absolute path to a file on this host"),
                 ));
             }
         }

@@ -98,6 +98,8 @@ impl BackupStore for FsBackups {
         let file = std::fs::File::open(tar).map_err(io(format!("reading {}", tar.display())))?;
         let mut archive = tar::Archive::new(std::io::BufReader::new(file));
         archive.set_preserve_permissions(true);
+        // The app's files belong to its own user (Odoo: uid 101), not to root.
+        archive.set_preserve_ownerships(true);
         archive.set_overwrite(false);
         // `unpack` refuses entries that would land outside `into` (`..`, absolute paths).
         archive

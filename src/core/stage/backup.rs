@@ -133,7 +133,7 @@ fn quote(name: &str) -> String {
 }
 
 impl Stages {
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn super::interfaces::BackupStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {

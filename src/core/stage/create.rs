@@ -1,6 +1,7 @@
 //! `stage.create`: admission (limit, name, domain, port) under one lock, then the steps, each
 //! persisted before it starts; any failure rolls back what the steps made.
 
+use super::clone::Seed;
 use super::code_server::CodeServerState;
 use super::containers::{db_user, SpecContext, APP, CODE_SERVER, DB, INIT};
 use super::interfaces::DbTarget;
@@ -85,13 +86,14 @@ impl Stages {
         let domain = parse_domain("domain", &req.domain)?;
         let end_date = req.end_date.as_deref().map(parse_end_date).transpose()?;
         let grace_period_s = check_grace(req.grace_period_s)?;
-        if req.clone_from.is_some() {
-            return Err(Error::invalid(
-                "clone_from",
-                "cloning a stage is not available yet",
-            ));
-        }
         let profile = profile_of(config, &sub.profile)?;
+        let seed = match req.clone_from.as_deref() {
+            Some(source) => Seed::Clone(Box::new(self.clone_source(sub, source)?)),
+            None => match &sub.settings.db_template {
+                Some(path) => Seed::Template(path.into()),
+                None => Seed::Empty,
+            },
+        };
 
         let stage = {
             let _admission = self.admission.lock().await;
@@ -156,7 +158,7 @@ impl Stages {
             format!("port {}", stage.http_port.unwrap_or(0)),
         );
         let mut stage = stage;
-        match self.build(config, profile, &mut stage).await {
+        match self.build(config, profile, &mut stage, &seed).await {
             Ok(()) => Ok(stage),
             Err(e) => {
                 tracing::warn!(stage = %stage.reference(), error = %e, "create failed; rolling back");
@@ -228,7 +230,13 @@ impl Stages {
         Ok(())
     }
 
-    async fn build(&self, config: &Config, profile: &Profile, stage: &mut Stage) -> Result<()> {
+    async fn build(
+        &self,
+        config: &Config,
+        profile: &Profile,
+        stage: &mut Stage,
+        seed: &Seed,
+    ) -> Result<()> {
         let naming = naming(config);
         let data_dir = self
             .deps
@@ -277,7 +285,19 @@ impl Stages {
             .create_database(&target, stage.db_name())
             .await?;
 
-        if let Some(init) = init_spec {
+        if !matches!(seed, Seed::Empty) {
+            self.step(stage, Step::Copy).await?;
+            self.seed(config, stage, seed).await?;
+        }
+        if let Seed::Clone(_) = seed {
+            if stage.stage_type != StageType::Prod {
+                self.step(stage, Step::Neutralize).await?;
+                self.neutralize(config, profile, stage).await?;
+            }
+        }
+
+        // A copy already holds an initialised database.
+        if let (Some(init), Seed::Empty) = (init_spec, seed) {
             self.step(stage, Step::Init).await?;
             let (code, tail) = self
                 .deps

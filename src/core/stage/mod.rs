@@ -2,6 +2,7 @@
 //! one stage are serialised by its lock; different stages run in parallel.
 
 pub mod backup;
+mod clone;
 mod code_ops;
 pub mod code_server;
 pub mod console;

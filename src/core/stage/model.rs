@@ -91,6 +91,10 @@ pub enum Step {
     Init,
     App,
     Nginx,
+    /// The database and files copied from another stage or restored from a template.
+    Copy,
+    /// A dev or qa copy made harmless (no mail, no scheduled jobs).
+    Neutralize,
     /// A cancel in progress: finished at start-up if a crash interrupted it.
     Cancelling,
 }
@@ -105,6 +109,8 @@ impl Step {
             Step::Init => "init",
             Step::App => "app",
             Step::Nginx => "nginx",
+            Step::Copy => "copy",
+            Step::Neutralize => "neutralize",
             Step::Cancelling => "cancelling",
         }
     }
