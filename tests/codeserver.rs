@@ -4,37 +4,15 @@
 
 mod common;
 
-use common::{docker, inspect, require_engine, rpc_error, StageEnv};
+use common::{docker, inspect, rpc_error, StageEnv};
 use serde_json::{json, Value};
-use stagelet::api::rpc::{CodeServerApiClient, StageApiClient, SubscriptionApiClient};
+use stagelet::api::rpc::{CodeServerApiClient, StageApiClient};
 use stagelet::core::stage::code_server::CodeServerState;
 
 const CODE: &str = "code-qa.acme.example.com";
 
 async fn env_with_stages(test: &str, names: &[&str]) -> Option<StageEnv> {
-    if !require_engine(test).await {
-        return None;
-    }
-    let env = StageEnv::start("");
-    let c = env.daemon.client().await;
-    SubscriptionApiClient::create(&c, "acme".into(), 5, None, None, None)
-        .await
-        .unwrap();
-    for name in names {
-        StageApiClient::create(
-            &c,
-            "acme".into(),
-            (*name).into(),
-            "qa".into(),
-            format!("{name}.acme.example.com"),
-            None,
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-    }
-    Some(env)
+    StageEnv::with_stages(test, "", None, names).await
 }
 
 /// `code` and `data` of a call that must fail.

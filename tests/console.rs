@@ -2,33 +2,13 @@
 
 mod common;
 
-use common::{require_engine, rpc_error, StageEnv};
+use common::{rpc_error, StageEnv};
 use serde_json::{json, Value};
-use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
+use stagelet::api::rpc::StageApiClient;
 use std::time::{Duration, Instant};
 
 async fn env_with_stage(test: &str) -> Option<StageEnv> {
-    if !require_engine(test).await {
-        return None;
-    }
-    let env = StageEnv::start("");
-    let c = env.daemon.client().await;
-    SubscriptionApiClient::create(&c, "acme".into(), 3, None, None, None)
-        .await
-        .unwrap();
-    StageApiClient::create(
-        &c,
-        "acme".into(),
-        "qa".into(),
-        "qa".into(),
-        "qa.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    Some(env)
+    StageEnv::with_stages(test, "", None, &["qa"]).await
 }
 
 async fn call(env: &StageEnv, method: &str, params: Value) -> Value {

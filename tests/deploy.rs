@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{inspect, require_engine, rpc_error, Daemon, StageEnv};
+use common::{inspect, rpc_error, Daemon, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
 use std::collections::BTreeMap;
@@ -84,27 +84,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, String> {
 }
 
 async fn env_with_stage(test: &str) -> Option<StageEnv> {
-    if !require_engine(test).await {
-        return None;
-    }
-    let env = StageEnv::start(GIT_FILE);
-    let c = env.daemon.client().await;
-    SubscriptionApiClient::create(&c, "acme".into(), 3, None, None, None)
-        .await
-        .unwrap();
-    StageApiClient::create(
-        &c,
-        "acme".into(),
-        "qa".into(),
-        "qa".into(),
-        "qa.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    Some(env)
+    StageEnv::with_stages(test, GIT_FILE, None, &["qa"]).await
 }
 
 async fn deploy(env: &StageEnv, params: Value) -> Value {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{du, require_engine, rpc_error, StageEnv};
+use common::{du, rpc_error, StageEnv};
 use serde_json::json;
 use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
 use std::path::Path;
@@ -16,27 +16,7 @@ active_users_query = "SELECT count(*) FROM res_users WHERE active AND NOT share"
 "#;
 
 async fn stage_env(test: &str, overrides: &str, limit_mb: Option<u64>) -> Option<StageEnv> {
-    if !require_engine(test).await {
-        return None;
-    }
-    let env = StageEnv::start(overrides);
-    let c = env.daemon.client().await;
-    SubscriptionApiClient::create(&c, "acme".into(), 3, limit_mb, None, None)
-        .await
-        .unwrap();
-    StageApiClient::create(
-        &c,
-        "acme".into(),
-        "qa".into(),
-        "qa".into(),
-        "qa.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    Some(env)
+    StageEnv::with_stages(test, overrides, limit_mb, &["qa"]).await
 }
 
 #[tokio::test]

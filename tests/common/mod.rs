@@ -303,6 +303,40 @@ impl StageEnv {
 }
 
 impl StageEnv {
+    /// When an engine answers: a daemon with `overrides`, subscription `acme` (5 stages,
+    /// `limit_mb` of storage), and running qa stages `names` at `<name>.acme.example.com`.
+    pub async fn with_stages(
+        test: &str,
+        overrides: &str,
+        limit_mb: Option<u64>,
+        names: &[&str],
+    ) -> Option<StageEnv> {
+        use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
+        if !require_engine(test).await {
+            return None;
+        }
+        let env = StageEnv::start(overrides);
+        let c = env.daemon.client().await;
+        SubscriptionApiClient::create(&c, "acme".into(), 5, limit_mb, None, None)
+            .await
+            .unwrap();
+        for name in names {
+            StageApiClient::create(
+                &c,
+                "acme".into(),
+                (*name).into(),
+                "qa".into(),
+                format!("{name}.acme.example.com"),
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        }
+        Some(env)
+    }
+
     /// The name the daemon gives a stage's container (`<name_prefix><sub>-<name>-<role>`).
     pub fn container(&self, sub: &str, name: &str, role: &str) -> String {
         let text = std::fs::read_to_string(&self.daemon.config_path).unwrap();

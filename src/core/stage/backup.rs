@@ -7,7 +7,7 @@
 use super::console::Capped;
 use super::containers::DB;
 use super::create::profile_of;
-use super::interfaces::{DbTarget, ExecRequest, SqlRequest};
+use super::interfaces::{ByteReader, ByteWriter, DbTarget, ExecRequest, SqlRequest};
 use super::model::Stage;
 use super::transitions::Operation;
 use super::{naming, Stages};
@@ -150,42 +150,52 @@ impl Stages {
         self.blocking(move |s| s.write_manifest(&dir, &bytes)).await
     }
 
+    /// A PostgreSQL client tool run in the stage's db container against its server, with
+    /// the password in its environment; its stderr becomes the error when it fails.
+    async fn pg_tool(
+        &self,
+        config: &Config,
+        stage: &Stage,
+        tool: &str,
+        args: &[&str],
+        stdin: Option<ByteReader>,
+        stdout: ByteWriter,
+    ) -> Result<()> {
+        let profile = profile_of(config, &stage.profile)?;
+        let target = self.db_target(&naming(config), stage, profile).await?;
+        let (mut argv, env) = pg_args(&target);
+        argv.insert(0, tool.into());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let stderr = Capped::new(64 << 10);
+        let req = ExecRequest {
+            argv,
+            env,
+            stdin,
+            stdout,
+            stderr: Box::new(stderr.clone()),
+            timeout: DUMP_TIMEOUT,
+        };
+        let container = naming(config).container(stage, DB);
+        match self.deps.engine.exec(&container, req).await?.exit_code {
+            Some(0) => Ok(()),
+            _ => Err(Error::Database(format!(
+                "{tool} for {}: {}",
+                stage.reference(),
+                stderr.take().0.trim()
+            ))),
+        }
+    }
+
     /// `pg_dump -Fc` of the stage database, streamed into `to`.
     pub(super) async fn dump_to(
         &self,
         config: &Config,
         stage: &Stage,
-        to: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+        to: ByteWriter,
     ) -> Result<()> {
-        let profile = profile_of(config, &stage.profile)?;
-        let target = self.db_target(&naming(config), stage, profile).await?;
-        let (mut argv, env) = pg_args(&target);
-        argv.insert(0, "pg_dump".into());
-        argv.extend(["-Fc".into(), "-d".into(), stage.db_name().into()]);
-        let stderr = Capped::new(64 << 10);
-        let status = self
-            .deps
-            .engine
-            .exec(
-                &naming(config).container(stage, DB),
-                ExecRequest {
-                    argv,
-                    env,
-                    stdin: None,
-                    stdout: to,
-                    stderr: Box::new(stderr.clone()),
-                    timeout: DUMP_TIMEOUT,
-                },
-            )
-            .await?;
-        match status.exit_code {
-            Some(0) => Ok(()),
-            _ => Err(Error::Database(format!(
-                "pg_dump of {}: {}",
-                stage.reference(),
-                stderr.take().0.trim()
-            ))),
-        }
+        let args = ["-Fc", "-d", stage.db_name()];
+        self.pg_tool(config, stage, "pg_dump", &args, None, to)
+            .await
     }
 
     /// `pg_restore` of a custom-format dump read from `from` into database `db`.
@@ -194,42 +204,12 @@ impl Stages {
         config: &Config,
         stage: &Stage,
         db: &str,
-        from: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        from: ByteReader,
     ) -> Result<()> {
-        let profile = profile_of(config, &stage.profile)?;
-        let target = self.db_target(&naming(config), stage, profile).await?;
-        let (mut argv, env) = pg_args(&target);
-        argv.insert(0, "pg_restore".into());
-        argv.extend([
-            "--no-owner".into(),
-            "--no-privileges".into(),
-            "--exit-on-error".into(),
-            "-d".into(),
-            db.into(),
-        ]);
-        let stderr = Capped::new(64 << 10);
-        let status = self
-            .deps
-            .engine
-            .exec(
-                &naming(config).container(stage, DB),
-                ExecRequest {
-                    argv,
-                    env,
-                    stdin: Some(from),
-                    stdout: Box::new(tokio::io::sink()),
-                    stderr: Box::new(stderr.clone()),
-                    timeout: DUMP_TIMEOUT,
-                },
-            )
-            .await?;
-        match status.exit_code {
-            Some(0) => Ok(()),
-            _ => Err(Error::Database(format!(
-                "pg_restore into {db}: {}",
-                stderr.take().0.trim()
-            ))),
-        }
+        let args = ["--no-owner", "--no-privileges", "--exit-on-error", "-d", db];
+        let sink = Box::new(tokio::io::sink());
+        self.pg_tool(config, stage, "pg_restore", &args, Some(from), sink)
+            .await
     }
 
     pub async fn backup(&self, config: &Config, reference: &str) -> Result<Backup> {
@@ -375,8 +355,7 @@ impl Stages {
 
     pub async fn delete_backup(&self, reference: &str, id: &str) -> Result<()> {
         check_id(id)?;
-        let stage = self.find(reference)?;
-        let _g = self.lock_of(stage.uuid).lock_owned().await;
+        let (_g, stage) = self.lock_stage(reference).await?;
         if !self.backups_of(&stage).await?.iter().any(|b| b.id == id) {
             return Err(Error::NotFound {
                 what: "backup",

@@ -39,9 +39,7 @@ impl Stages {
         reference: &str,
         op: CsOperation,
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Stage)> {
-        let uuid = self.find(reference)?.uuid;
-        let guard = self.lock_of(uuid).lock_owned().await;
-        let stage = self.find(&uuid.to_string())?;
+        let (guard, stage) = self.lock_stage(reference).await?;
         op.check(&stage.reference(), stage.state, state_of(&stage))?;
         Ok((guard, stage))
     }

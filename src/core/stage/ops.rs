@@ -40,15 +40,23 @@ pub fn expired(config: &Config, stage: &Stage, now: time::Timestamp) -> bool {
 }
 
 impl Stages {
+    /// Locks the stage and re-reads it: what it is once no other operation runs on it.
+    pub(super) async fn lock_stage(
+        &self,
+        reference: &str,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Stage)> {
+        let uuid = self.find(reference)?.uuid;
+        let guard = self.lock_of(uuid).lock_owned().await;
+        Ok((guard, self.find(&uuid.to_string())?))
+    }
+
     /// Locks the stage, re-reads it and checks that `op` may run now.
     pub(super) async fn begin(
         &self,
         reference: &str,
         op: Operation,
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Stage)> {
-        let uuid = self.find(reference)?.uuid;
-        let guard = self.lock_of(uuid).lock_owned().await;
-        let stage = self.find(&uuid.to_string())?;
+        let (guard, stage) = self.lock_stage(reference).await?;
         op.check(&stage.reference(), stage.state)?;
         Ok((guard, stage))
     }
