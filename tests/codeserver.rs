@@ -74,6 +74,11 @@ async fn the_password_guards_it_through_nginx_and_rotates_at_once() {
     );
     assert!(inspect(&name, "{{json .Mounts}}").contains("/home/coder/project"));
     assert_eq!(stage.components["code_server"].status, "running");
+    let stats = StageApiClient::stats(&c, "acme/qa".into()).await.unwrap();
+    assert!(
+        stats["code_server"].is_some_and(|s| s.memory_bytes > 0),
+        "{stats:?}"
+    );
 
     // Rotation: the old password stops working and the new one works, at once.
     let rotated = CodeServerApiClient::rotate_password(&c, "acme/qa".into())

@@ -201,6 +201,7 @@ impl Agent {
     async fn view(&self, stage: &Stage) -> StageView {
         let mut view = self.stages.view(&self.config(), stage).await;
         view.over_limit = self.over_limit(stage);
+        view.code_server = self.code_view(stage, false).ok();
         view
     }
 

@@ -47,6 +47,15 @@ impl Naming {
     }
 }
 
+/// The long-running containers a stage has: app and db, and its code server if it has one.
+pub fn components(stage: &Stage) -> &'static [&'static str] {
+    if stage.code_server.is_some() {
+        &[APP, DB, CODE_SERVER]
+    } else {
+        &[APP, DB]
+    }
+}
+
 /// The database user the db component initialises and the app connects as.
 pub fn db_user(profile: &Profile) -> String {
     profile.db.user.clone().unwrap_or_else(|| "postgres".into())

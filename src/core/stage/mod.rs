@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::core::interfaces::{RecordKind, RecordStore};
 use crate::core::site::ProxySites;
 use crate::core::{Error, Result};
-use containers::{Naming, APP, CODE_SERVER, DB};
+use containers::{Naming, CODE_SERVER};
 use events::{Event, Events};
 use interfaces::{BackupStore, Engine, Git, PortProbe, StageDatabase, StageDirs, UsageMeter};
 use model::{ComponentView, Stage, StageState, StageView};
@@ -194,12 +194,7 @@ impl Stages {
         let network = naming.network(stage);
         let mut components = BTreeMap::new();
         let mut drift = vec![];
-        let roles: &[&str] = if stage.code_server.is_some() {
-            &[APP, DB, CODE_SERVER]
-        } else {
-            &[APP, DB]
-        };
-        for &role in roles {
+        for &role in containers::components(stage) {
             let name = naming.container(stage, role);
             let (view, running) = match self.deps.engine.inspect_container(&name, &network).await {
                 Ok(Some(info)) => (
@@ -296,6 +291,7 @@ mod tests {
     use super::*;
     use crate::core::fakes;
     use code_server::{CodeServer, CodeServerState};
+    use containers::{APP, DB};
 
     #[test]
     fn drift_follows_the_stage_and_its_code_server() {

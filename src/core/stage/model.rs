@@ -209,7 +209,7 @@ pub struct StageView {
     pub active_users: Option<u64>,
     /// The stage's subscription uses more than its storage limit.
     pub over_limit: bool,
-    /// Without its password.
+    /// Without its password; the agent fills it in (its URL depends on the TLS settings).
     pub code_server: Option<CodeServerView>,
     pub git: GitState,
     pub components: BTreeMap<String, ComponentView>,
@@ -247,10 +247,7 @@ impl StageView {
             storage: s.storage.clone(),
             active_users: s.active_users,
             over_limit: false,
-            code_server: s
-                .code_server
-                .as_ref()
-                .map(|cs| CodeServerView::new(s.reference(), cs, false, false)),
+            code_server: None,
             git: s.git.clone(),
             components,
             drift,

@@ -1,6 +1,6 @@
-//! `stage.stats`: one Docker stats sample of each of a stage's components, taken together.
+//! `stage.stats`: one Docker stats sample of each of a stage's containers, taken together.
 
-use super::containers::{APP, DB};
+use super::containers::components;
 use super::interfaces::ContainerStats;
 use super::{naming, Stages};
 use crate::config::Config;
@@ -16,9 +16,9 @@ impl Stages {
     ) -> Result<BTreeMap<String, Option<ContainerStats>>> {
         let stage = self.find(reference)?;
         let naming = naming(config);
-        let roles = [APP, DB];
+        let roles = components(&stage);
         let (naming, stage) = (&naming, &stage);
-        let samples = futures::future::join_all(roles.map(|role| async move {
+        let samples = futures::future::join_all(roles.iter().map(|&role| async move {
             self.deps.engine.stats(&naming.container(stage, role)).await
         }))
         .await;
