@@ -32,15 +32,17 @@ pub fn block(pairs: &[(&str, String)]) -> String {
         .collect()
 }
 
-/// Bytes as MB below a GB, GB above.
+/// Bytes as GB, MB or KB, whichever keeps a digit before the point.
 pub fn size(bytes: u64) -> String {
-    const MB: f64 = 1024.0 * 1024.0;
+    const KB: f64 = 1024.0;
+    const MB: f64 = KB * 1024.0;
     const GB: f64 = MB * 1024.0;
     let b = bytes as f64;
-    if b >= GB {
-        format!("{:.1} GB", b / GB)
-    } else {
-        format!("{:.1} MB", b / MB)
+    match b {
+        b if b >= GB => format!("{:.1} GB", b / GB),
+        b if b >= MB => format!("{:.1} MB", b / MB),
+        b if b >= KB => format!("{:.1} KB", b / KB),
+        _ => format!("{bytes} B"),
     }
 }
 
@@ -68,6 +70,8 @@ mod tests {
         );
         assert_eq!(size(3 * 1024 * 1024), "3.0 MB");
         assert_eq!(size(5 * 1024 * 1024 * 1024), "5.0 GB");
+        assert_eq!(size(4096), "4.0 KB");
+        assert_eq!(size(12), "12 B");
         assert_eq!(opt::<u32>(&None), "-");
     }
 }
