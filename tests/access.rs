@@ -78,6 +78,27 @@ async fn a_reader_reads_and_cannot_write() {
         &["subscription", "create", "x", "--stage-limit", "1"][..],
         &["subscription", "update", "acme", "--stage-limit", "9"],
         &["subscription", "delete", "acme"],
+        &["subscription", "deploy-key", "acme"],
+        &["stage", "exec", "acme/qa", "--", "ls"],
+        &["stage", "sql", "acme/qa", "select 1"],
+        &["stage", "backup", "acme/qa"],
+        &["stage", "usage", "acme/qa", "--refresh"],
+        &[
+            "stage",
+            "deploy",
+            "acme/qa",
+            "--repo",
+            "https://h/r.git",
+            "--branch",
+            "main",
+        ],
+        &[
+            "codeserver",
+            "create",
+            "acme/qa",
+            "--domain",
+            "c.acme.example.com",
+        ],
     ] {
         let out = ctl_as_nobody(&d, &[USERS_GID], args);
         assert_eq!(out.status.code(), Some(15), "{args:?}: {}", stderr(&out));

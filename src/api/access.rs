@@ -127,6 +127,7 @@ mod tests {
             "stage.get",
             "stage.list",
             "stage.logs",
+            "stage.follow_logs",
             "stage.stats",
         ] {
             assert!(is_read_only(m, None), "{m}");
@@ -140,6 +141,13 @@ mod tests {
             "stage.stop",
             "events.subscribe",
             "subscription.deploy_key",
+            "stage.deploy",
+            "stage.backup",
+            "stage.backups",
+            "stage.restore_backup",
+            "stage.backup_delete",
+            "codeserver.create",
+            "codeserver.rotate_password",
         ] {
             assert!(!is_read_only(m, None), "{m}");
         }
