@@ -269,7 +269,8 @@ async fn logs_and_exec() {
         "--",
         "sh",
         "-c",
-        "echo to-stdout > /proc/1/fd/1; echo to-stderr > /proc/1/fd/2",
+        // Two copiers stamp the streams: a second apart is what "in order" can promise.
+        "echo to-stdout > /proc/1/fd/1; sleep 1; echo to-stderr > /proc/1/fd/2",
     ]);
     let r = call(
         &env,

@@ -22,6 +22,14 @@ pub fn split_stamp(raw: &str) -> (String, String) {
     }
 }
 
+/// The engine copies stdout and stderr in separate goroutines, so its log can hold two close
+/// lines out of order: order by the stamps themselves. Stamps drop trailing zeros, so they
+/// are compared as times, not as text; the sort is stable for equal or missing stamps.
+pub fn sort_by_stamp(lines: &mut [LogLine]) {
+    let rfc = &::time::format_description::well_known::Rfc3339;
+    lines.sort_by_cached_key(|l| ::time::OffsetDateTime::parse(&l.at, rfc).ok());
+}
+
 fn log_line(chunk: LogOutput) -> Option<LogLine> {
     let (stream, bytes) = match chunk {
         LogOutput::StdOut { message } => ("stdout", message),
@@ -169,6 +177,7 @@ impl DockerEngine {
                 .await?;
             lines.extend(log_line(chunk));
         }
+        sort_by_stamp(&mut lines);
         Ok(lines)
     }
 
@@ -202,5 +211,23 @@ mod tests {
             super::split_stamp("no stamp"),
             ("".into(), "no stamp".into())
         );
+    }
+
+    #[test]
+    fn lines_sort_by_time_not_by_text() {
+        let line = |at: &str, text: &str| super::LogLine {
+            at: at.into(),
+            stream: "stdout".into(),
+            line: text.into(),
+        };
+        // ".92Z" sorts after ".921Z" as text, yet it is the earlier time.
+        let mut lines = vec![
+            line("2026-11-23T18:02:24.921Z", "second"),
+            line("2026-11-23T18:02:24.92Z", "first"),
+            line("2026-11-23T18:02:25Z", "third"),
+        ];
+        super::sort_by_stamp(&mut lines);
+        let order: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
+        assert_eq!(order, ["first", "second", "third"]);
     }
 }

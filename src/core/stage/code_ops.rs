@@ -14,6 +14,9 @@ use crate::core::{Error, Result};
 use rand::distr::{Alphanumeric, SampleString};
 use std::time::Duration;
 
+/// How long a started code server may take to listen (code-server itself needs a few seconds).
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A fresh password from the thread's CSPRNG: 32 letters and digits (about 190 bits).
 pub fn new_password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 32)
@@ -83,7 +86,40 @@ impl Stages {
         Ok(())
     }
 
-    /// Brings the code server to running (its container made first if it is a draft).
+    /// Waits until the code server accepts connections at its address on the stage network.
+    /// The published port cannot tell: the engine's proxy accepts before the server listens.
+    async fn code_listening(&self, config: &Config, stage: &Stage) -> Result<()> {
+        let naming = naming(config);
+        let name = naming.container(stage, CODE_SERVER);
+        let profile = profile_of(config, &stage.profile)?;
+        let port = profile.code_server.as_ref().map_or(0, |c| c.port);
+        let deadline = std::time::Instant::now() + LISTEN_TIMEOUT;
+        loop {
+            let info = self
+                .deps
+                .engine
+                .inspect_container(&name, &naming.network(stage))
+                .await?;
+            if let Some(ip) = info.as_ref().and_then(|i| i.ip) {
+                let probe = self.deps.ports.clone();
+                let up = tokio::task::spawn_blocking(move || probe.accepts(ip, port))
+                    .await
+                    .unwrap_or(false);
+                if up {
+                    return Ok(());
+                }
+            }
+            if info.is_none_or(|i| !i.running) || std::time::Instant::now() >= deadline {
+                return Err(Error::Docker(format!(
+                    "the code server {name} did not listen on port {port} within {LISTEN_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Brings the code server to running (its container made first if it is a draft), and
+    /// returns once it listens.
     async fn code_run(&self, config: &Config, stage: &mut Stage) -> Result<()> {
         match state_of(stage) {
             Some(CodeServerState::Draft) => self.code_recreate(config, stage, true).await?,
@@ -93,6 +129,7 @@ impl Stages {
             }
             None => return Ok(()),
         }
+        self.code_listening(config, stage).await?;
         if let Some(cs) = stage.code_server.as_mut() {
             cs.state = CodeServerState::Running;
             cs.resume_with_stage = false;
@@ -225,6 +262,9 @@ impl Stages {
         {
             let running = state == Some(CodeServerState::Running);
             self.code_recreate(config, &next, running).await?;
+            if running {
+                self.code_listening(config, &next).await?;
+            }
         }
         stage = next;
         self.save(&stage).await?;
