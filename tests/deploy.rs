@@ -352,3 +352,61 @@ async fn deploy_keys_are_made_once_and_kept_private() {
         .unwrap();
     assert_eq!(rpc_error(&r).0, -32001);
 }
+
+#[tokio::test]
+async fn submodules_only_when_asked_and_under_the_same_rules() {
+    let Some(env) = env_with_stage("submodules_only_when_asked_and_under_the_same_rules").await
+    else {
+        return;
+    };
+    let repo = Repo::new();
+    // A second repository beside the first, named by a relative URL in .gitmodules.
+    let sub = Repo {
+        _dir: tempfile::tempdir().unwrap(),
+        path: repo.path.parent().unwrap().join("sub"),
+    };
+    std::fs::create_dir(&sub.path).unwrap();
+    sub.git(&["init", "-q", "-b", "main"]);
+    sub.commit("Vendored", &[("vendor.py", "vendored = True\n")], &[]);
+    let sub_head = sub.head("main");
+    // `git add -A` would drop a gitlink with no checkout behind it: stage by hand.
+    let commit_with_link = |message: &str, url: &str, main: &str| {
+        let gitmodules =
+            format!("[submodule \"vendor/sub\"]\n\tpath = vendor/sub\n\turl = {url}\n");
+        std::fs::write(repo.path.join(".gitmodules"), gitmodules).unwrap();
+        std::fs::write(repo.path.join("main.py"), main).unwrap();
+        repo.git(&["add", ".gitmodules", "main.py"]);
+        let link = format!("160000,{sub_head},vendor/sub");
+        repo.git(&["update-index", "--add", "--cacheinfo", &link]);
+        repo.git(&["commit", "-q", "-m", message]);
+    };
+    commit_with_link("With a submodule", "../sub", "main");
+    let addons = env.data("acme", "qa").join("addons");
+    let url = repo.url();
+    let call = |submodules: bool| json!({"stage": "acme/qa", "repository": url, "branch": "17.0", "restart": false, "submodules": submodules});
+
+    // Not asked: the submodule's files are not there.
+    let r = deploy(&env, call(false)).await;
+    assert!(r["result"].is_object(), "{r}");
+    assert!(!addons.join("vendor/sub/vendor.py").exists());
+    // Asked: checked out at the recorded commit, its URL resolved against the parent's.
+    let r = deploy(&env, call(true)).await;
+    assert!(r["result"].is_object(), "{r}");
+    assert_eq!(
+        std::fs::read_to_string(addons.join("vendor/sub/vendor.py")).unwrap(),
+        "vendored = True\n"
+    );
+
+    // A hostile URL in .gitmodules is held to the client's rules: refused, nothing run.
+    let marker = env.daemon.dir.path().join("pwned");
+    let hostile = format!("ext::sh -c touch% {}", marker.display());
+    commit_with_link("Hostile submodule", &hostile, "main v2");
+    let before = snapshot(&addons);
+    let r = deploy(&env, call(true)).await;
+    let (code, _) = rpc_error(&r);
+    assert_eq!(code, -32013, "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains("submodule vendor/sub"), "{r}");
+    assert!(!marker.exists(), "a command ran");
+    assert_eq!(snapshot(&addons), before, "the addons are as they were");
+}

@@ -216,12 +216,14 @@ impl StageApiServer for Handlers {
         branch: String,
         clear_destination: Option<bool>,
         restart: Option<bool>,
+        submodules: Option<bool>,
     ) -> RpcResult<StageView> {
         let req = DeployRequest {
             repository,
             branch,
             clear_destination: clear_destination.unwrap_or(false),
             restart: restart.unwrap_or(true),
+            submodules: submodules.unwrap_or(false),
         };
         Ok(self.agent.deploy_stage(&stage, req).await?)
     }

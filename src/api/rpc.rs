@@ -133,6 +133,7 @@ pub trait StageApi {
         branch: String,
         clear_destination: Option<bool>,
         restart: Option<bool>,
+        submodules: Option<bool>,
     ) -> RpcResult<StageView>;
 
     /// The last measure of the stage's directories; `refresh: true` measures now (concurrent

@@ -211,6 +211,9 @@ pub enum StageCmd {
         /// Leave the app running the old code
         #[arg(long)]
         no_restart: bool,
+        /// Check the commit's submodules out too (one level)
+        #[arg(long)]
+        submodules: bool,
     },
     /// Back up a running stage (database and filestore)
     Backup {

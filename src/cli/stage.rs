@@ -122,6 +122,7 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             branch,
             clear_destination,
             no_restart,
+            submodules,
         } => {
             let deploy = StageApiClient::deploy(
                 client,
@@ -130,6 +131,7 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                 branch,
                 Some(clear_destination),
                 Some(!no_restart),
+                Some(submodules),
             );
             let s = with_progress(client, &stage, json, deploy).await?;
             render(json, &s, |s| {

@@ -55,8 +55,13 @@ impl GitCli {
         ))
     }
 
-    /// `git` with the locked-down configuration for `req`.
-    fn git(&self, req: &FetchRequest) -> Result<Command> {
+    /// `git` with the locked-down configuration for `req`, on its mirror.
+    pub(super) fn git(&self, req: &FetchRequest) -> Result<Command> {
+        self.git_in(req, &req.cache)
+    }
+
+    /// `git` with the locked-down configuration for `req`, on the repository `git_dir`.
+    pub(super) fn git_in(&self, req: &FetchRequest, git_dir: &Path) -> Result<Command> {
         let mut cmd = Command::new("git");
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -86,14 +91,19 @@ impl GitCli {
         for c in config {
             cmd.arg("-c").arg(c);
         }
-        cmd.arg(format!("--git-dir={}", req.cache.display()))
+        cmd.arg(format!("--git-dir={}", git_dir.display()))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         Ok(cmd)
     }
 
     /// Runs `cmd` to the end within the timeout: stdout, or `Error::Git` with git's own words.
-    async fn run(&self, what: &str, mut cmd: Command, timeout: Duration) -> Result<String> {
+    pub(super) async fn run(
+        &self,
+        what: &str,
+        mut cmd: Command,
+        timeout: Duration,
+    ) -> Result<String> {
         let out = tokio::time::timeout(timeout, cmd.output())
             .await
             .map_err(|_| Error::Git(format!("{what}: no answer within {timeout:?}")))?
@@ -123,20 +133,85 @@ pub fn tree_bytes(ls_tree: &str) -> u64 {
         .sum()
 }
 
-fn is_hash(s: &str) -> bool {
+pub(super) fn is_hash(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl GitCli {
+    /// Makes the bare repository `dir` unless it is there.
+    pub(super) async fn ensure_mirror(&self, req: &FetchRequest, dir: &Path) -> Result<()> {
+        if dir.join("HEAD").exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal(format!("creating {}", dir.display()), e))?;
+        let mut init = self.git_in(req, dir)?;
+        init.args(["init", "--bare", "--quiet"]);
+        self.run("git init", init, req.timeout).await.map(|_| ())
+    }
+
+    /// The blob sizes of commit `hash` in `git_dir`, added up.
+    pub(super) async fn tree_bytes(
+        &self,
+        req: &FetchRequest,
+        git_dir: &Path,
+        hash: &str,
+    ) -> Result<u64> {
+        if !is_hash(hash) {
+            return Err(Error::Git(format!("{hash:?} is not a commit id")));
+        }
+        let mut ls = self.git_in(req, git_dir)?;
+        ls.args(["ls-tree", "-r", "-l", hash, "--"]);
+        Ok(tree_bytes(
+            &self.run("listing the commit", ls, req.timeout).await?,
+        ))
+    }
+
+    /// Writes commit `hash` of `git_dir` into `into`, through a throwaway index beside it:
+    /// the repository's own state is never touched.
+    pub(super) async fn checkout(
+        &self,
+        req: &FetchRequest,
+        git_dir: &Path,
+        hash: &str,
+        into: &Path,
+    ) -> Result<()> {
+        let index = into.with_extension("index");
+        for step in [
+            vec!["read-tree", hash],
+            vec!["checkout-index", "--all", "--force"],
+        ] {
+            let mut cmd = self.git_in(req, git_dir)?;
+            cmd.arg(format!("--work-tree={}", into.display()))
+                .env("GIT_INDEX_FILE", &index)
+                .args(step);
+            let r = self.run("checking out", cmd, req.timeout).await;
+            if r.is_err() {
+                let _ = std::fs::remove_file(&index);
+            }
+            r?;
+        }
+        let _ = std::fs::remove_file(&index);
+        Ok(())
+    }
+}
+
+/// `limit_exceeded` when a checkout would write more than `max_bytes`.
+pub(super) fn check_size(hash: &str, bytes: u64, max_bytes: u64) -> Result<()> {
+    if bytes > max_bytes {
+        return Err(Error::LimitExceeded(format!(
+            "the checkout of {hash} is {} MB, over git.max_checkout_mb ({} MB)",
+            bytes / (1 << 20),
+            max_bytes / (1 << 20)
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
 impl Git for GitCli {
     async fn fetch(&self, req: &FetchRequest) -> Result<Commit> {
-        if !req.cache.join("HEAD").exists() {
-            std::fs::create_dir_all(&req.cache)
-                .map_err(|e| Error::internal(format!("creating {}", req.cache.display()), e))?;
-            let mut init = self.git(req)?;
-            init.args(["init", "--bare", "--quiet"]);
-            self.run("git init", init, req.timeout).await?;
-        }
+        self.ensure_mirror(req, &req.cache).await?;
         let known = self.state_dir.join("git");
         std::fs::create_dir_all(&known)
             .map_err(|e| Error::internal(format!("creating {}", known.display()), e))?;
@@ -190,36 +265,13 @@ impl Git for GitCli {
         into: &Path,
         max_bytes: u64,
     ) -> Result<()> {
-        if !is_hash(hash) {
-            return Err(Error::Git(format!("{hash:?} is not a commit id")));
+        let used = self.tree_bytes(req, &req.cache, hash).await?;
+        check_size(hash, used, max_bytes)?;
+        self.checkout(req, &req.cache, hash, into).await?;
+        if req.submodules {
+            self.export_submodules(req, hash, into, used, max_bytes)
+                .await?;
         }
-        let mut ls = self.git(req)?;
-        ls.args(["ls-tree", "-r", "-l", hash, "--"]);
-        let bytes = tree_bytes(&self.run("listing the commit", ls, req.timeout).await?);
-        if bytes > max_bytes {
-            return Err(Error::LimitExceeded(format!(
-                "the checkout of {hash} is {} MB, over git.max_checkout_mb ({} MB)",
-                bytes / (1 << 20),
-                max_bytes / (1 << 20)
-            )));
-        }
-        // A throwaway index beside the tree: the mirror's own state is never touched.
-        let index = into.with_extension("index");
-        for step in [
-            vec!["read-tree", hash],
-            vec!["checkout-index", "--all", "--force"],
-        ] {
-            let mut cmd = self.git(req)?;
-            cmd.arg(format!("--work-tree={}", into.display()))
-                .env("GIT_INDEX_FILE", &index)
-                .args(step);
-            let r = self.run("checking out", cmd, req.timeout).await;
-            if r.is_err() {
-                let _ = std::fs::remove_file(&index);
-            }
-            r?;
-        }
-        let _ = std::fs::remove_file(&index);
         Ok(())
     }
 

@@ -7,6 +7,7 @@ pub mod docker;
 pub mod engine;
 pub mod engine_exec;
 pub mod git;
+pub mod git_submodules;
 pub mod host;
 pub mod hostfs;
 pub mod nginx;

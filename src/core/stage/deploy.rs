@@ -57,6 +57,8 @@ pub struct DeployRequest {
     pub branch: String,
     pub clear_destination: bool,
     pub restart: bool,
+    /// Submodules are left out unless asked for.
+    pub submodules: bool,
 }
 
 impl Stages {
@@ -77,6 +79,7 @@ impl Stages {
             subscription: sub.to_string(),
             protocols: config.git.allowed_protocols.clone(),
             timeout: config.git.timeout.0,
+            submodules: req.submodules,
         };
         self.emit(
             &stage,

@@ -232,6 +232,8 @@ pub struct FetchRequest {
     /// `git.allowed_protocols`.
     pub protocols: Vec<String>,
     pub timeout: Duration,
+    /// Check out the commit's submodules too (one level), each URL held to the same rules.
+    pub submodules: bool,
 }
 
 /// The commit a deploy lays out.
