@@ -2,6 +2,7 @@
 //! registries and the probes.
 
 use super::interfaces::{DependencyProbe, HostProbe, HostStats, RecordStore};
+use super::names::SubscriptionId;
 use super::stage::code_server::CodeServerView;
 use super::stage::deploy::DeployRequest;
 use super::stage::interfaces::{ContainerStats, MeasurePriority};
@@ -164,12 +165,17 @@ impl Agent {
 
     /// Whether the stage's subscription is over its storage limit.
     fn over_limit(&self, stage: &Stage) -> bool {
+        self.over_limit_among(&self.stages.all(), &stage.subscription)
+    }
+
+    /// As [`over_limit`](Self::over_limit), summing over `all` records already at hand.
+    fn over_limit_among(&self, all: &[Stage], subscription: &SubscriptionId) -> bool {
         let limit = self
             .subscriptions
-            .get(stage.subscription.as_str())
+            .get(subscription.as_str())
             .ok()
             .and_then(|s| s.storage_limit_mb);
-        over_limit(limit, used_by(&self.stages.all(), &stage.subscription))
+        over_limit(limit, used_by(all, subscription))
     }
 
     /// Refused while the subscription has a stage that is not cancelled.
@@ -199,8 +205,12 @@ impl Agent {
     }
 
     async fn view(&self, stage: &Stage) -> StageView {
+        self.view_as(stage, self.over_limit(stage)).await
+    }
+
+    async fn view_as(&self, stage: &Stage, over_limit: bool) -> StageView {
         let mut view = self.stages.view(&self.config(), stage).await;
-        view.over_limit = self.over_limit(stage);
+        view.over_limit = over_limit;
         view.code_server = self.code_view(stage, false).ok();
         view
     }
@@ -238,10 +248,9 @@ impl Agent {
                 })
             })
             .transpose()?;
-        let mut stages: Vec<Stage> = self
-            .stages
-            .all()
-            .into_iter()
+        let all = self.stages.all();
+        let mut stages: Vec<&Stage> = all
+            .iter()
             .filter(|s| subscription.is_none_or(|id| s.subscription.as_str() == id))
             .filter(|s| state.is_none_or(|st| s.state == st))
             .filter(|s| stage_type.is_none_or(|t| s.stage_type == t))
@@ -253,7 +262,15 @@ impl Agent {
                 b.created_at,
             ))
         });
-        let views = stages.iter().map(|s| self.view(s));
+        // One pass over the records per subscription listed, not one per stage.
+        let mut over: BTreeMap<&SubscriptionId, bool> = BTreeMap::new();
+        for s in &stages {
+            over.entry(&s.subscription)
+                .or_insert_with(|| self.over_limit_among(&all, &s.subscription));
+        }
+        let views = stages
+            .iter()
+            .map(|s| self.view_as(s, over[&s.subscription]));
         Ok(futures::future::join_all(views).await)
     }
 

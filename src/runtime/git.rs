@@ -150,6 +150,30 @@ impl GitCli {
         self.run("git init", init, req.timeout).await.map(|_| ())
     }
 
+    /// Fetches `refspec` of `url` into the bare repository `git_dir`. Every fetch goes through
+    /// here, so every one carries the same flags.
+    pub(super) async fn fetch_into(
+        &self,
+        req: &FetchRequest,
+        git_dir: &Path,
+        url: &str,
+        refspec: &str,
+        what: &str,
+    ) -> Result<()> {
+        let mut fetch = self.git_in(req, git_dir)?;
+        fetch
+            .args([
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--",
+            ])
+            .arg(url)
+            .arg(refspec);
+        self.run(what, fetch, req.timeout).await.map(|_| ())
+    }
+
     /// The blob sizes of commit `hash` in `git_dir`, added up.
     pub(super) async fn tree_bytes(
         &self,
@@ -216,23 +240,10 @@ impl Git for GitCli {
         std::fs::create_dir_all(&known)
             .map_err(|e| Error::internal(format!("creating {}", known.display()), e))?;
         let branch = &req.branch;
-        let mut fetch = self.git(req)?;
-        fetch
-            .args([
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--",
-            ])
-            .arg(&req.url)
-            .arg(format!("+refs/heads/{branch}:refs/heads/{branch}"));
-        self.run(
-            &format!("fetching {branch} from {}", req.url),
-            fetch,
-            req.timeout,
-        )
-        .await?;
+        let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+        let what = format!("fetching {branch} from {}", req.url);
+        self.fetch_into(req, &req.cache, &req.url, &refspec, &what)
+            .await?;
         let mut parse = self.git(req)?;
         parse
             .args(["rev-parse", "--verify", "--end-of-options"])

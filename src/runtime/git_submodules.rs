@@ -147,20 +147,9 @@ impl GitCli {
     /// Every branch of `url` into the bare mirror `mirror` (made if missing).
     async fn fetch_all(&self, req: &FetchRequest, mirror: &Path, url: &str) -> Result<()> {
         self.ensure_mirror(req, mirror).await?;
-        let mut fetch = self.git_in(req, mirror)?;
-        fetch
-            .args([
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--",
-            ])
-            .arg(url)
-            .arg("+refs/heads/*:refs/heads/*");
-        self.run(&format!("fetching submodule {url}"), fetch, req.timeout)
+        let what = format!("fetching submodule {url}");
+        self.fetch_into(req, mirror, url, "+refs/heads/*:refs/heads/*", &what)
             .await
-            .map(|_| ())
     }
 }
 

@@ -174,40 +174,16 @@ impl SpecContext<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::names::{Domain, StageName, SubscriptionId};
-    use crate::core::stage::model::{StageState, StageType, SCHEMA_VERSION};
+    use crate::core::stage::model::StageState;
 
     fn stage() -> Stage {
-        let now = crate::core::time::now();
-        let mut settings = crate::core::subscription::Settings::default();
-        settings.env.insert("HOST".into(), "override".into());
-        settings.memory_limit_mb = Some(512);
-        Stage {
-            schema_version: SCHEMA_VERSION,
-            uuid: uuid::Uuid::nil(),
-            subscription: SubscriptionId::parse("acme").unwrap(),
-            name: StageName::parse("qa").unwrap(),
-            stage_type: StageType::Qa,
-            domain: Domain::parse("qa.acme.example.com").unwrap(),
-            state: StageState::Build,
-            created_at: now,
-            updated_at: now,
-            end_date: None,
-            stop_reason: None,
-            purge_at: None,
-            cancelled_at: None,
-            http_port: Some(20001),
-            grace_period_s: None,
-            last_error: None,
-            profile: "odoo".into(),
-            settings,
-            db_password: "s3cret".into(),
-            step: None,
-            storage: None,
-            active_users: None,
-            code_server: None,
-            git: Default::default(),
-        }
+        let mut s = crate::core::fakes::stage("acme", "qa", StageState::Build);
+        s.uuid = uuid::Uuid::nil();
+        s.http_port = Some(20001);
+        s.db_password = "s3cret".into();
+        s.settings.env.insert("HOST".into(), "override".into());
+        s.settings.memory_limit_mb = Some(512);
+        s
     }
 
     #[test]

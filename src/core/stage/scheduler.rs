@@ -55,38 +55,13 @@ impl Stages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::names::{Domain, StageName, SubscriptionId};
-    use crate::core::stage::model::{StageType, SCHEMA_VERSION};
     use ::time::Duration;
 
     fn stage(state: StageState, end: Option<Timestamp>, purge: Option<Timestamp>) -> Stage {
         let t0 = ::time::OffsetDateTime::UNIX_EPOCH;
-        Stage {
-            schema_version: SCHEMA_VERSION,
-            uuid: uuid::Uuid::new_v4(),
-            subscription: SubscriptionId::parse("a").unwrap(),
-            name: StageName::parse("b").unwrap(),
-            stage_type: StageType::Dev,
-            domain: Domain::parse("b.a.com").unwrap(),
-            state,
-            created_at: t0,
-            updated_at: t0,
-            end_date: end,
-            stop_reason: None,
-            purge_at: purge,
-            cancelled_at: None,
-            http_port: None,
-            grace_period_s: None,
-            last_error: None,
-            profile: "odoo".into(),
-            settings: Default::default(),
-            db_password: String::new(),
-            step: None,
-            storage: None,
-            active_users: None,
-            code_server: None,
-            git: Default::default(),
-        }
+        let mut s = crate::core::fakes::stage("a", "b", state);
+        (s.created_at, s.updated_at, s.end_date, s.purge_at) = (t0, t0, end, purge);
+        s
     }
 
     #[test]
