@@ -32,7 +32,7 @@ impl Names for StageEnv {
         let slot = prefix
             .trim_start_matches(&format!("stl-p{}s", std::process::id()))
             .to_string();
-        format!("{slot}{sub}-{name}-{role}")
+        format!("{slot}{sub}--{name}--{role}")
     }
 }
 

@@ -6,8 +6,8 @@ use super::site::{ProxySites, SiteSpec};
 use super::stage::interfaces::{
     BackupStore, ByteReader, ByteWriter, Commit, ContainerInfo, ContainerSpec, ContainerStats,
     DbTarget, DirUsage, Engine, ExecRequest, ExecStatus, FetchRequest, Git, LogLine,
-    MeasurePriority, PortProbe, SqlRequest, SqlResult, StageDatabase, StageDirs, StopOutcome,
-    UsageMeter,
+    MeasurePriority, NetworkInfo, Owner, PortProbe, SqlRequest, SqlResult, StageDatabase,
+    StageDirs, StopOutcome, UsageMeter,
 };
 use super::stage::StageDeps;
 use super::Result;
@@ -62,7 +62,16 @@ impl Engine for NullEngine {
     ) -> Result<()> {
         Ok(())
     }
-    async fn remove_network(&self, _: &str) -> Result<()> {
+    async fn remove_network(&self, _: &str, _: &Owner) -> Result<()> {
+        Ok(())
+    }
+    async fn list_labelled_networks(&self, _: &str) -> Result<Vec<NetworkInfo>> {
+        Ok(vec![])
+    }
+    async fn connect_network(&self, _: &str, _: &str, _: &[String]) -> Result<()> {
+        Ok(())
+    }
+    async fn disconnect_network(&self, _: &str, _: &str) -> Result<()> {
         Ok(())
     }
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
@@ -74,13 +83,21 @@ impl Engine for NullEngine {
     async fn stop_container(&self, _: &str, _: &str, _: Duration) -> Result<StopOutcome> {
         Ok(StopOutcome::AlreadyStopped)
     }
-    async fn remove_container(&self, _: &str) -> Result<()> {
+    async fn remove_container(&self, _: &str, _: &Owner) -> Result<()> {
+        Ok(())
+    }
+    async fn rename_container(&self, _: &str, _: &str) -> Result<()> {
         Ok(())
     }
     async fn inspect_container(&self, _: &str, _: &str) -> Result<Option<ContainerInfo>> {
         Ok(None)
     }
-    async fn run_to_completion(&self, _: &ContainerSpec, _: Duration) -> Result<(i64, String)> {
+    async fn run_to_completion(
+        &self,
+        _: &ContainerSpec,
+        _: &Owner,
+        _: Duration,
+    ) -> Result<(i64, String)> {
         Ok((0, String::new()))
     }
     async fn list_labelled(&self, _: &str) -> Result<Vec<ContainerInfo>> {

@@ -4,16 +4,18 @@
 use super::docker::connect;
 use crate::core::stage::interfaces::{
     ContainerInfo, ContainerSpec, ContainerStats, Engine, ExecRequest, ExecStatus, LogLine,
-    StopOutcome,
+    NetworkInfo, Owner, StopOutcome,
 };
 use crate::core::{Error, Result};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
-    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
-    ListNetworksOptions, LogsOptions, RemoveContainerOptions, StatsOptions, WaitContainerOptions,
+    ListNetworksOptions, LogsOptions, RemoveContainerOptions, RenameContainerOptions, StatsOptions,
+    WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -28,7 +30,7 @@ fn overlaps(a: &ipnet::Ipv4Net, b: &ipnet::Ipv4Net) -> bool {
 pub const STOP_SLACK: Duration = Duration::from_secs(10);
 
 pub struct DockerEngine {
-    endpoint: String,
+    pub(super) endpoint: String,
     client: tokio::sync::Mutex<Option<Docker>>,
 }
 
@@ -98,33 +100,77 @@ impl DockerEngine {
 
     /// Ids of the networks named exactly `name` (the engine's filter matches substrings).
     async fn network_ids(&self, d: &Docker, name: &str) -> Result<Vec<String>> {
-        let opts = ListNetworksOptions {
-            filters: Some(HashMap::from([(
-                "name".to_string(),
-                vec![name.to_string()],
-            )])),
-        };
-        let r = d.list_networks(Some(opts)).await;
         Ok(self
-            .call(&format!("listing networks named {name}"), r)
+            .networks(d, Some(("name", name)))
             .await?
             .into_iter()
-            .filter(|n| n.name.as_deref() == Some(name))
-            .filter_map(|n| n.id)
+            .filter(|n| n.name == name)
+            .map(|n| n.id)
             .collect())
     }
 
-    async fn wait_exit(&self, docker: &Docker, name: &str, limit: Duration) -> bool {
-        let opts = WaitContainerOptions {
-            condition: "not-running".into(),
+    /// The networks that pass the engine's `filter` (key, value).
+    async fn networks(&self, d: &Docker, filter: Option<(&str, &str)>) -> Result<Vec<NetworkInfo>> {
+        let opts = ListNetworksOptions {
+            filters: filter.map(|(k, v)| HashMap::from([(k.to_string(), vec![v.to_string()])])),
         };
-        let mut stream = docker.wait_container(name, Some(opts));
-        // The wait stream reports a non-zero exit as an error item: either way it has stopped.
-        matches!(
-            tokio::time::timeout(limit, stream.next()).await,
-            Ok(Some(_)) | Ok(None)
-        )
+        let r = d.list_networks(Some(opts)).await;
+        Ok(self
+            .call("listing networks", r)
+            .await?
+            .into_iter()
+            .map(|n| NetworkInfo {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect())
     }
+
+    /// Waits until the container has stopped, at most `limit`. The wait stream also ends with
+    /// an error when the connection drops or the engine restarts, so an error is not an exit:
+    /// only the container's State says it exited, and with which code.
+    async fn wait_exit(&self, docker: &Docker, name: &str, limit: Duration) -> Result<Waited> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let opts = WaitContainerOptions {
+                condition: "not-running".into(),
+            };
+            let mut stream = docker.wait_container(name, Some(opts));
+            let item = tokio::time::timeout_at(deadline, stream.next()).await;
+            let Ok(item) = item else {
+                return Ok(Waited::Pending);
+            };
+            if let Some(Ok(r)) = item {
+                return Ok(Waited::Exited(r.status_code));
+            }
+            match self.inspect_container(name, "").await? {
+                None => return Ok(Waited::Gone),
+                Some(info) if exited(&info.status) => {
+                    return Ok(Waited::Exited(info.exit_code.unwrap_or(-1)))
+                }
+                Some(_) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Waited::Pending);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// How a wait for a container's exit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    Exited(i64),
+    Gone,
+    /// Still running when the time was up.
+    Pending,
+}
+
+/// The engine's states of a container that has stopped for good (not `restarting`).
+fn exited(status: &str) -> bool {
+    matches!(status, "exited" | "dead" | "created")
 }
 
 fn body(spec: &ContainerSpec) -> ContainerCreateBody {
@@ -250,15 +296,67 @@ impl Engine for DockerEngine {
         ))
     }
 
-    async fn remove_network(&self, name: &str) -> Result<()> {
+    async fn remove_network(&self, name: &str, owner: &Owner) -> Result<()> {
         let d = self.docker().await?;
-        for id in self.network_ids(&d, name).await? {
+        let mine: Vec<String> = self
+            .networks(&d, Some(("name", name)))
+            .await?
+            .into_iter()
+            .filter(|n| n.name == name)
+            .filter(|n| {
+                let ours = owner.owns(&n.labels);
+                if !ours {
+                    tracing::warn!(network = %name, "not removed: its labels name another stage");
+                }
+                ours
+            })
+            .map(|n| n.id)
+            .collect();
+        for id in mine {
             match d.remove_network(&id).await {
                 Err(e) if is_not_found(&e) => {}
                 r => self.call(&format!("removing network {name}"), r).await?,
             }
         }
         Ok(())
+    }
+
+    async fn list_labelled_networks(&self, label: &str) -> Result<Vec<NetworkInfo>> {
+        let d = self.docker().await?;
+        self.networks(&d, Some(("label", label))).await
+    }
+
+    async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        let d = self.docker().await?;
+        let req = NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        let r = d.connect_network(network, req).await;
+        self.call(&format!("connecting {container} to network {network}"), r)
+            .await
+    }
+
+    async fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
+        let d = self.docker().await?;
+        let req = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        let r = d.disconnect_network(network, req).await;
+        self.call(
+            &format!("disconnecting {container} from network {network}"),
+            r,
+        )
+        .await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
@@ -308,7 +406,7 @@ impl Engine for DockerEngine {
                         .await?
                 }
             }
-            if self.wait_exit(&d, name, grace).await {
+            if self.wait_exit(&d, name, grace).await? != Waited::Pending {
                 return Ok(StopOutcome::Exited);
             }
             match d.kill_container(name, Some(kill("SIGKILL"))).await {
@@ -317,7 +415,12 @@ impl Engine for DockerEngine {
                 }) => {}
                 r => self.call(&format!("killing container {name}"), r).await?,
             }
-            self.wait_exit(&d, name, STOP_SLACK).await;
+            if self.wait_exit(&d, name, STOP_SLACK).await? == Waited::Pending {
+                return Err(self.err(
+                    &format!("stopping container {name}"),
+                    "it still runs after SIGKILL",
+                ));
+            }
             Ok(StopOutcome::Killed)
         };
         tokio::time::timeout(grace + STOP_SLACK, stop)
@@ -330,14 +433,23 @@ impl Engine for DockerEngine {
             })?
     }
 
-    async fn remove_container(&self, name: &str) -> Result<()> {
+    async fn remove_container(&self, name: &str, owner: &Owner) -> Result<()> {
+        // By the id inspected: what is removed is what was checked.
+        let id = match self.inspect_container(name, "").await? {
+            None => return Ok(()),
+            Some(info) if owner.owns(&info.labels) => info.id,
+            Some(_) => {
+                tracing::warn!(container = %name, "not removed: its labels name another stage");
+                return Ok(());
+            }
+        };
         let d = self.docker().await?;
         let opts = RemoveContainerOptions {
             force: true,
             ..Default::default()
         };
         for _ in 0..50 {
-            match d.remove_container(name, Some(opts.clone())).await {
+            match d.remove_container(&id, Some(opts.clone())).await {
                 Err(e) if is_not_found(&e) => return Ok(()),
                 // "removal already in progress": wait for it to finish.
                 Err(bollard::errors::Error::DockerResponseServerError {
@@ -352,6 +464,16 @@ impl Engine for DockerEngine {
             &format!("removing container {name}"),
             "still being removed after 5s",
         ))
+    }
+
+    async fn rename_container(&self, id: &str, name: &str) -> Result<()> {
+        let d = self.docker().await?;
+        let opts = RenameContainerOptions {
+            name: name.to_string(),
+        };
+        let r = d.rename_container(id, opts).await;
+        self.call(&format!("renaming container {id} to {name}"), r)
+            .await
     }
 
     async fn inspect_container(&self, name: &str, network: &str) -> Result<Option<ContainerInfo>> {
@@ -395,16 +517,16 @@ impl Engine for DockerEngine {
     async fn run_to_completion(
         &self,
         spec: &ContainerSpec,
+        owner: &Owner,
         timeout: Duration,
     ) -> Result<(i64, String)> {
-        self.remove_container(&spec.name).await?;
-        self.create_container(spec).await?;
-        self.start_container(&spec.name).await?;
+        self.remove_container(&spec.name, owner).await?;
+        let id = self.create_container(spec).await?;
+        self.start_container(&id).await?;
         let d = self.docker().await?;
-        let exited = self.wait_exit(&d, &spec.name, timeout).await;
-        let info = self.inspect_container(&spec.name, "").await?;
+        let waited = self.wait_exit(&d, &id, timeout).await;
         let mut logs = d.logs(
-            &spec.name,
+            &id,
             Some(LogsOptions {
                 stdout: true,
                 stderr: true,
@@ -416,14 +538,18 @@ impl Engine for DockerEngine {
         while let Some(Ok(chunk)) = logs.next().await {
             tail.push_str(&chunk.to_string());
         }
-        self.remove_container(&spec.name).await?;
-        if !exited {
-            return Err(self.err(
+        self.remove_container(&id, owner).await?;
+        match waited? {
+            Waited::Exited(code) => Ok((code, tail)),
+            Waited::Gone => Err(self.err(
+                &format!("running {}", spec.name),
+                "it was removed before it finished",
+            )),
+            Waited::Pending => Err(self.err(
                 &format!("running {}", spec.name),
                 format!("did not finish within {timeout:?}"),
-            ));
+            )),
         }
-        Ok((info.and_then(|i| i.exit_code).unwrap_or(-1), tail))
     }
 
     async fn list_labelled(&self, label: &str) -> Result<Vec<ContainerInfo>> {

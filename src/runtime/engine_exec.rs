@@ -132,14 +132,29 @@ impl DockerEngine {
         Err(self.err(&what, "the command's exit was not recorded"))
     }
 
-    /// The engine has no call to stop one exec: kill its process by the host pid it reports.
+    /// The engine has no call to stop one exec: kill its process by the host pid it reports,
+    /// but only where that pid is ours to read. With a tcp:// engine the pid is another host's,
+    /// and a local process of that number is someone else's: it is left running (logged).
+    /// Locally the pid must still be in the container's cgroup, so a pid reused meanwhile, or
+    /// seen from another pid namespace, is not killed either.
     async fn kill_exec(&self, d: &bollard::Docker, id: &str) {
-        if let Ok(info) = d.inspect_exec(id).await {
-            if let Some(pid) = info.pid.filter(|p| *p > 0) {
-                let pid = nix::unistd::Pid::from_raw(pid as i32);
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            }
+        let Ok(info) = d.inspect_exec(id).await else {
+            return;
+        };
+        let (Some(pid), Some(container)) = (info.pid.filter(|p| *p > 0), info.container_id) else {
+            return;
+        };
+        if !self.endpoint.starts_with("unix://") {
+            tracing::warn!(exec = %id, "a timed-out command runs on: the engine is remote");
+            return;
         }
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if !in_container(&cgroup, &container) {
+            tracing::warn!(exec = %id, pid, "a timed-out command runs on: its pid is not in the container here");
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
 
     fn logs_stream(
@@ -229,5 +244,35 @@ mod tests {
         super::sort_by_stamp(&mut lines);
         let order: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
         assert_eq!(order, ["first", "second", "third"]);
+    }
+}
+
+/// Whether a `/proc/<pid>/cgroup` text puts the process in the container with the full id
+/// `container` (cgroup v1 `/docker/<id>`, v2 `docker-<id>.scope`, or a nested path).
+fn in_container(cgroup: &str, container: &str) -> bool {
+    container.len() >= 64
+        && cgroup.lines().any(|l| {
+            l.rsplit(':')
+                .next()
+                .is_some_and(|path| path.split('/').any(|part| part.contains(container)))
+        })
+}
+
+#[cfg(test)]
+mod kill_tests {
+    use super::in_container;
+
+    #[test]
+    fn only_a_process_of_that_container_is_killed() {
+        let id = "a".repeat(64);
+        let v2 = format!("0::/system.slice/docker-{id}.scope\n");
+        let v1 = format!("12:pids:/docker/{id}\n1:name=systemd:/docker/{id}\n");
+        assert!(in_container(&v2, &id));
+        assert!(in_container(&v1, &id));
+        assert!(!in_container("0::/user.slice/session-1.scope\n", &id));
+        assert!(!in_container(&v2, &"b".repeat(64)));
+        assert!(!in_container("", &id));
+        // A short id would match too much.
+        assert!(!in_container(&v2, "aaaa"));
     }
 }

@@ -337,12 +337,12 @@ impl StageEnv {
         Some(env)
     }
 
-    /// The name the daemon gives a stage's container (`<name_prefix><sub>-<name>-<role>`).
+    /// The name the daemon gives a stage's container (`<name_prefix><sub>--<name>--<role>`).
     pub fn container(&self, sub: &str, name: &str, role: &str) -> String {
         let text = std::fs::read_to_string(&self.daemon.config_path).unwrap();
         let table: toml::Table = toml::from_str(&text).unwrap();
         let prefix = table["docker"]["name_prefix"].as_str().unwrap();
-        format!("{prefix}{sub}-{name}-{role}")
+        format!("{prefix}{sub}--{name}--{role}")
     }
 
     /// A stage's data directory.

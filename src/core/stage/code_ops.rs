@@ -78,7 +78,11 @@ impl Stages {
     /// Makes the container anew (a leftover of the same name goes first), then starts it.
     async fn code_recreate(&self, config: &Config, stage: &Stage, start: bool) -> Result<()> {
         let spec = self.code_spec(config, stage)?;
-        self.deps.engine.remove_container(&spec.name).await?;
+        let owner = naming(config).owner(stage);
+        self.deps
+            .engine
+            .remove_container(&spec.name, &owner)
+            .await?;
         self.deps.engine.create_container(&spec).await?;
         if start {
             self.deps.engine.start_container(&spec.name).await?;
@@ -181,8 +185,10 @@ impl Stages {
         .await;
         if let Err(e) = made {
             self.emit(&stage, "codeserver.create", "rollback", e.to_string());
-            let name = naming(config).container(&stage, CODE_SERVER);
-            if let Err(e) = self.deps.engine.remove_container(&name).await {
+            let naming = naming(config);
+            let name = naming.container(&stage, CODE_SERVER);
+            let owner = naming.owner(&stage);
+            if let Err(e) = self.deps.engine.remove_container(&name, &owner).await {
                 tracing::error!(stage = %stage.reference(), error = %e, "code server rollback left its container");
             }
             stage.code_server = None;
@@ -240,7 +246,8 @@ impl Stages {
     pub async fn code_remove(&self, config: &Config, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin_code(reference, CsOperation::Remove).await?;
         let name = naming(config).container(&stage, CODE_SERVER);
-        self.deps.engine.remove_container(&name).await?;
+        let owner = naming(config).owner(&stage);
+        self.deps.engine.remove_container(&name, &owner).await?;
         stage.code_server = None;
         self.save(&stage).await?;
         self.code_publish(&stage).await?;
@@ -308,7 +315,8 @@ impl Stages {
             return Ok(());
         }
         let name = naming(config).container(stage, CODE_SERVER);
-        self.deps.engine.remove_container(&name).await?;
+        let owner = naming(config).owner(stage);
+        self.deps.engine.remove_container(&name, &owner).await?;
         if let Some(cs) = stage.code_server.as_mut() {
             cs.state = CodeServerState::Draft;
             cs.port = None;

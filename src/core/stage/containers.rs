@@ -1,7 +1,7 @@
 //! Pure construction of a stage's container specs from its profile: names, labels,
 //! placeholders, mounts, limits, the published port.
 
-use super::interfaces::ContainerSpec;
+use super::interfaces::{ContainerSpec, Owner};
 use super::model::Stage;
 use crate::config::profile::{Component, Profile};
 use std::collections::BTreeMap;
@@ -20,16 +20,29 @@ pub const DB: &str = "db";
 pub const INIT: &str = "init";
 pub const CODE_SERVER: &str = "code_server";
 
+/// Subscription ids and stage names hold no "--" and neither starts nor ends with "-", so
+/// `<sub>--<name>` names one stage only; a single "-" would not (`a-b`/`c` and `a`/`b-c`).
 impl Naming {
+    /// `<prefix><sub>--<name>--<component>`.
     pub fn container(&self, stage: &Stage, component: &str) -> String {
-        format!(
-            "{}{}-{}-{component}",
-            self.name_prefix, stage.subscription, stage.name
-        )
+        format!("{}--{component}", self.network(stage))
     }
 
+    /// `<prefix><sub>--<name>`.
     pub fn network(&self, stage: &Stage) -> String {
-        format!("{}{}-{}", self.name_prefix, stage.subscription, stage.name)
+        format!("{}{}--{}", self.name_prefix, stage.subscription, stage.name)
+    }
+
+    /// What removals check: the stage label holding this stage's uuid.
+    pub fn owner(&self, stage: &Stage) -> Owner {
+        Owner {
+            label: self.stage_label(),
+            uuid: stage.uuid.to_string(),
+        }
+    }
+
+    pub fn component_label(&self) -> String {
+        format!("{}.component", self.label_prefix)
     }
 
     pub fn stage_label(&self) -> String {
@@ -202,8 +215,8 @@ mod tests {
             grace_s: 42,
         };
         let db = ctx.db();
-        assert_eq!(db.name, "stagelet-acme-qa-db");
-        assert_eq!(db.network, "stagelet-acme-qa");
+        assert_eq!(db.name, "stagelet-acme--qa--db");
+        assert_eq!(db.network, "stagelet-acme--qa");
         assert_eq!(db.aliases, vec!["db"]);
         assert_eq!(db.stop_signal, "SIGINT");
         assert_eq!(db.env["POSTGRES_PASSWORD"], "s3cret");
@@ -229,11 +242,11 @@ mod tests {
         let init = ctx.init().unwrap();
         assert_eq!(init.command[..3], ["odoo", "-d", "qa"]);
         assert!(!init.restart);
-        assert_eq!(init.name, "stagelet-acme-qa-init");
+        assert_eq!(init.name, "stagelet-acme--qa--init");
         let cs = ctx
             .code_server("127.0.0.1".parse().unwrap(), 25001, "pw-pw-pw")
             .unwrap();
-        assert_eq!(cs.name, "stagelet-acme-qa-code_server");
+        assert_eq!(cs.name, "stagelet-acme--qa--code_server");
         assert_eq!(cs.env["PASSWORD"], "pw-pw-pw");
         assert_eq!(
             cs.publish,
@@ -247,5 +260,41 @@ mod tests {
                 "/home/coder/project".to_string()
             )]
         );
+    }
+
+    #[test]
+    fn names_of_different_stages_never_meet() {
+        use crate::core::names::{StageName, SubscriptionId};
+        let naming = Naming {
+            label_prefix: "io.stagelet".into(),
+            name_prefix: "p-".into(),
+        };
+        // Every split of hyphenated words into (subscription, stage).
+        let words = [
+            "a", "b", "c", "a-b", "b-c", "a-b-c", "ab", "c-db", "db", "0", "x-0",
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for sub in words {
+            for name in words {
+                let mut s = stage();
+                s.subscription = SubscriptionId::parse(sub).unwrap();
+                s.name = StageName::parse(name).unwrap();
+                // Containers and networks share no namespace with record keys.
+                let mut names = vec![naming.network(&s), format!("key:{}", s.key())];
+                for role in [APP, DB, INIT, CODE_SERVER, "network"] {
+                    names.push(naming.container(&s, role));
+                }
+                for n in names {
+                    if let Some(other) = seen.insert(n.clone(), (sub, name)) {
+                        assert_eq!(other, (sub, name), "{n} names two stages");
+                    }
+                }
+            }
+        }
+        let mut a = stage();
+        a.subscription = SubscriptionId::parse("a-b").unwrap();
+        a.name = StageName::parse("c").unwrap();
+        assert_eq!(naming.container(&a, DB), "p-a-b--c--db");
+        assert_eq!(naming.network(&a), "p-a-b--c");
     }
 }

@@ -29,8 +29,6 @@ pub struct NewStage {
     pub clone_from: Option<String>,
 }
 
-/// How long PostgreSQL may take to accept connections after its container starts.
-const DB_READY: Duration = Duration::from_secs(120);
 /// How long an app's init command may run.
 const INIT_TIMEOUT: Duration = Duration::from_secs(1800);
 /// A grace period above an hour is a typo.
@@ -275,9 +273,7 @@ impl Stages {
             ctx.init(),
         );
         self.deps.engine.create_container(&db_spec).await?;
-        self.deps.engine.start_container(&db_spec.name).await?;
-        let target = self.db_target(&naming, stage, profile).await?;
-        self.deps.db.wait_ready(&target, DB_READY).await?;
+        let target = self.start_db(&naming, stage, profile).await?;
 
         self.step(stage, Step::Database).await?;
         self.deps
@@ -302,7 +298,7 @@ impl Stages {
             let (code, tail) = self
                 .deps
                 .engine
-                .run_to_completion(&init, INIT_TIMEOUT)
+                .run_to_completion(&init, &naming.owner(stage), INIT_TIMEOUT)
                 .await?;
             if code != 0 {
                 return Err(Error::Docker(format!(
@@ -382,19 +378,21 @@ impl Stages {
     /// Every piece is tried even when one fails; the first failure is returned.
     pub(super) async fn tear_down(&self, config: &Config, stage: &Stage, data: bool) -> Result<()> {
         let naming = naming(config);
+        // Only what carries this stage's uuid: a same-named container of another stage stays.
+        let owner = naming.owner(stage);
         let mut results = vec![];
         for role in [CODE_SERVER, APP, INIT, DB] {
             results.push(
                 self.deps
                     .engine
-                    .remove_container(&naming.container(stage, role))
+                    .remove_container(&naming.container(stage, role), &owner)
                     .await,
             );
         }
         results.push(
             self.deps
                 .engine
-                .remove_network(&naming.network(stage))
+                .remove_network(&naming.network(stage), &owner)
                 .await,
         );
         results.push(

@@ -44,6 +44,28 @@ pub struct ContainerInfo {
     pub name: String,
 }
 
+/// Whose a container or network is: the value of the stage label, the stage's uuid. Removals
+/// check it, so an operation never removes another stage's container that merely has the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub label: String,
+    pub uuid: String,
+}
+
+impl Owner {
+    pub fn owns(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels.get(&self.label) == Some(&self.uuid)
+    }
+}
+
+/// A network as the engine reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// How a stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopOutcome {
@@ -64,8 +86,19 @@ pub trait Engine: Send + Sync {
         labels: &BTreeMap<String, String>,
         subnets: Option<(ipnet::Ipv4Net, u8)>,
     ) -> Result<()>;
-    /// Idempotent: a missing network is fine.
-    async fn remove_network(&self, name: &str) -> Result<()>;
+    /// Removes the networks named `name` that `owner` owns; a missing one, or one of another
+    /// owner, is left alone.
+    async fn remove_network(&self, name: &str, owner: &Owner) -> Result<()>;
+    /// Networks that carry `label` (any value).
+    async fn list_labelled_networks(&self, label: &str) -> Result<Vec<NetworkInfo>>;
+    /// Connects a container to a network under `aliases`.
+    async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<()>;
+    async fn disconnect_network(&self, network: &str, container: &str) -> Result<()>;
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
     async fn start_container(&self, name: &str) -> Result<()>;
     /// Sends `signal`, waits `grace`, then SIGKILL; bounded by grace + 10 s.
@@ -75,13 +108,18 @@ pub trait Engine: Send + Sync {
         signal: &str,
         grace: Duration,
     ) -> Result<StopOutcome>;
-    /// Force-removes; idempotent.
-    async fn remove_container(&self, name: &str) -> Result<()>;
+    /// Force-removes the container `name` (a name or an id) by the id it inspected, if `owner`
+    /// owns it; a missing one, or one of another owner, is left alone.
+    async fn remove_container(&self, name: &str, owner: &Owner) -> Result<()>;
+    /// Renames the container `id`.
+    async fn rename_container(&self, id: &str, name: &str) -> Result<()>;
     async fn inspect_container(&self, name: &str, network: &str) -> Result<Option<ContainerInfo>>;
     /// Runs a one-off container to completion: exit code and the tail of its output.
+    /// A leftover of the same name goes first, if `owner` owns it.
     async fn run_to_completion(
         &self,
         spec: &ContainerSpec,
+        owner: &Owner,
         timeout: Duration,
     ) -> Result<(i64, String)>;
     /// Containers that carry `label` (any value).

@@ -1,6 +1,7 @@
 //! Stages: the registry of stage records and the lifecycle operations on them. Operations on
 //! one stage are serialised by its lock; different stages run in parallel.
 
+mod adopt;
 pub mod backup;
 mod clone;
 mod code_ops;
@@ -15,6 +16,7 @@ pub mod model;
 mod ops;
 pub mod ports;
 mod reconcile;
+mod recover;
 pub mod scheduler;
 mod stats;
 pub mod transitions;

@@ -21,8 +21,6 @@ pub struct StagePatch {
     pub webhook_state: Option<String>,
 }
 
-const DB_READY: Duration = Duration::from_secs(120);
-
 pub fn retention(config: &Config, t: StageType) -> Duration {
     let r = &config.lifecycle.retention;
     match t {
@@ -133,23 +131,34 @@ impl Stages {
         }
         let profile = profile_of(config, &stage.profile)?;
         let naming = naming(config);
-        self.deps
-            .engine
-            .start_container(&naming.container(stage, DB))
-            .await?;
-        let target = self.db_target(&naming, stage, profile).await?;
-        self.deps.db.wait_ready(&target, DB_READY).await?;
-        self.deps
-            .engine
-            .start_container(&naming.container(stage, APP))
-            .await?;
-        self.code_follow_start(config, stage).await?;
-        self.deps
-            .proxy
-            .apply(site(stage, SiteState::Running))
-            .await?;
+        let started = async {
+            // Containers removed behind the agent's back come again from the record.
+            self.recreate_missing(config, profile, stage).await?;
+            self.start_db(&naming, stage, profile).await?;
+            self.deps
+                .engine
+                .start_container(&naming.container(stage, APP))
+                .await?;
+            self.code_follow_start(config, stage).await?;
+            self.deps.proxy.apply(site(stage, SiteState::Running)).await
+        }
+        .await;
+        if let Err(e) = started {
+            // Stopped as before, with the reason on the record: nothing half started runs on.
+            for (role, signal) in [(APP, "SIGTERM"), (DB, "SIGINT")] {
+                let name = naming.container(stage, role);
+                let grace = Duration::from_secs(10);
+                if let Err(e) = self.deps.engine.stop_container(&name, signal, grace).await {
+                    tracing::warn!(container = %name, error = %e, "a failed start left it running");
+                }
+            }
+            stage.last_error = Some(e.to_string());
+            self.save(stage).await?;
+            return Err(e);
+        }
         stage.state = StageState::Running;
         stage.stop_reason = None;
+        stage.last_error = None;
         self.save(stage).await?;
         self.emit(stage, "start", "running", "");
         Ok(())
@@ -186,15 +195,16 @@ impl Stages {
             .proxy
             .apply(site(&stage, SiteState::Terminated))
             .await?;
+        let owner = naming.owner(&stage);
         for role in [APP, DB] {
             self.deps
                 .engine
-                .remove_container(&naming.container(&stage, role))
+                .remove_container(&naming.container(&stage, role), &owner)
                 .await?;
         }
         self.deps
             .engine
-            .remove_network(&naming.network(&stage))
+            .remove_network(&naming.network(&stage), &owner)
             .await?;
         stage.state = StageState::Terminated;
         stage.http_port = None;
@@ -254,17 +264,18 @@ impl Stages {
         .await;
         if let Err(e) = made {
             // Back to terminated as it was: nothing half made stays.
+            let owner = naming.owner(&stage);
             for role in [APP, DB] {
                 let _ = self
                     .deps
                     .engine
-                    .remove_container(&naming.container(&stage, role))
+                    .remove_container(&naming.container(&stage, role), &owner)
                     .await;
             }
             let _ = self
                 .deps
                 .engine
-                .remove_network(&naming.network(&stage))
+                .remove_network(&naming.network(&stage), &owner)
                 .await;
             stage.http_port = None;
             if let Some(cs) = stage.code_server.as_mut() {

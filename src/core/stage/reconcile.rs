@@ -32,11 +32,15 @@ impl Stages {
         let live: std::collections::HashSet<String> =
             self.live().iter().map(|s| s.uuid.to_string()).collect();
         for c in self.deps.engine.list_labelled(&label).await? {
-            if c.labels.get(&label).is_some_and(|u| !live.contains(u)) {
+            if let Some(uuid) = c.labels.get(&label).filter(|u| !live.contains(*u)) {
                 tracing::warn!(container = %c.name, "removing a container of no live stage");
-                self.deps.engine.remove_container(&c.name).await?;
+                let owner = super::interfaces::Owner {
+                    label: label.clone(),
+                    uuid: uuid.clone(),
+                };
+                self.deps.engine.remove_container(&c.id, &owner).await?;
             }
         }
-        Ok(())
+        self.adopt_by_labels(config).await
     }
 }

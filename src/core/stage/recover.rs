@@ -1,0 +1,139 @@
+//! Starting a stage from whatever the engine has: containers removed outside the agent (a
+//! `docker rm`, a prune) are made again from the record and the profile, and the db is
+//! watched while PostgreSQL is awaited, so a db that exits fails the wait at once.
+
+use super::containers::{Naming, SpecContext, APP, DB};
+use super::create::grace;
+use super::interfaces::DbTarget;
+use super::model::Stage;
+use super::{naming, Stages};
+use crate::config::profile::Profile;
+use crate::config::Config;
+use crate::core::{Error, Result};
+use std::time::Duration;
+
+/// How long PostgreSQL may take to accept connections after its container starts.
+const DB_READY: Duration = Duration::from_secs(120);
+/// How often the db container is checked while PostgreSQL is awaited.
+const DB_WATCH: Duration = Duration::from_millis(500);
+
+impl Stages {
+    /// Makes the db and app containers (and the network) that the engine no longer has.
+    /// A container of the stage's name that carries another stage's labels is refused.
+    pub(super) async fn recreate_missing(
+        &self,
+        config: &Config,
+        profile: &Profile,
+        stage: &Stage,
+    ) -> Result<()> {
+        let naming = naming(config);
+        let owner = naming.owner(stage);
+        let data_dir = self
+            .deps
+            .dirs
+            .root(stage.subscription.as_str(), stage.name.as_str());
+        let ctx = SpecContext {
+            naming: &naming,
+            stage,
+            profile,
+            data_dir: &data_dir,
+            grace_s: grace(config, profile, stage, None).as_secs(),
+        };
+        let port = stage
+            .http_port
+            .ok_or_else(|| Error::Docker(format!("stage {} holds no port", stage.reference())))?;
+        let specs = [
+            (DB, ctx.db()),
+            (APP, ctx.app(config.ports.bind_address, port)),
+        ];
+        for (role, spec) in specs {
+            match self.deps.engine.inspect_container(&spec.name, "").await? {
+                Some(info) if owner.owns(&info.labels) => continue,
+                Some(_) => {
+                    return Err(Error::Docker(format!(
+                        "container {} carries the labels of another stage; it is left alone",
+                        spec.name
+                    )))
+                }
+                None => {}
+            }
+            // Idempotent: made only when it is not there.
+            self.deps
+                .engine
+                .create_network(
+                    &spec.network,
+                    &naming.labels(stage, "network"),
+                    config.docker.subnets(),
+                )
+                .await?;
+            self.deps.engine.create_container(&spec).await?;
+            tracing::warn!(stage = %stage.reference(), container = %spec.name, "made again a container removed outside the agent");
+            self.emit(
+                stage,
+                "start",
+                role,
+                "made again: it was removed outside the agent",
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts the db container and waits until PostgreSQL accepts connections. The container
+    /// is watched meanwhile: once it has exited (or crash-loops) this fails at once with its
+    /// last log lines, instead of at the end of the wait.
+    pub(super) async fn start_db(
+        &self,
+        naming: &Naming,
+        stage: &Stage,
+        profile: &Profile,
+    ) -> Result<DbTarget> {
+        let name = naming.container(stage, DB);
+        self.deps.engine.start_container(&name).await?;
+        let deadline = tokio::time::Instant::now() + DB_READY;
+        // The address comes once it runs; a container that exited at once has none.
+        let target = loop {
+            self.db_alive(&name).await?;
+            match self.db_target(naming, stage, profile).await {
+                Ok(t) => break t,
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(DB_WATCH).await,
+            }
+        };
+        {
+            let ready = self.deps.db.wait_ready(&target, DB_READY);
+            tokio::pin!(ready);
+            loop {
+                tokio::select! {
+                    r = &mut ready => break r?,
+                    () = tokio::time::sleep(DB_WATCH) => self.db_alive(&name).await?,
+                }
+            }
+        }
+        Ok(target)
+    }
+
+    /// Fails when the db container is not running (exited, restarting, gone).
+    async fn db_alive(&self, name: &str) -> Result<()> {
+        let info = self.deps.engine.inspect_container(name, "").await?;
+        // A crash-looping container reports Running while it restarts: go by the status.
+        let status = match &info {
+            Some(i) if i.status == "running" => return Ok(()),
+            Some(i) => match i.exit_code {
+                Some(code) => format!("{} (exit code {code})", i.status),
+                None => i.status.clone(),
+            },
+            None => "gone".to_string(),
+        };
+        let tail = match self.deps.engine.logs(name, 10, None).await {
+            Ok(lines) => lines
+                .iter()
+                .map(|l| l.line.trim_end())
+                .collect::<Vec<_>>()
+                .join(" | "),
+            Err(e) => format!("(no logs: {e})"),
+        };
+        Err(Error::Docker(format!(
+            "the db container {name} is {status} before PostgreSQL was ready; its last lines: {tail}"
+        )))
+    }
+}
