@@ -1,0 +1,153 @@
+//! A stage recovers what was removed behind the agent's back, and a db that cannot run fails
+//! its create at once instead of at the end of the wait.
+mod common;
+
+use common::{docker, inspect, require_engine, rpc_error, StageEnv};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn start_makes_again_an_app_removed_outside_the_agent() {
+    let Some(env) = StageEnv::with_stages(
+        "start_makes_again_an_app_removed_outside_the_agent",
+        "",
+        None,
+        &["qa"],
+    )
+    .await
+    else {
+        return;
+    };
+    let mut http = env.daemon.http().await;
+    let r = http
+        .call("stage.stop", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "stopped", "{r}");
+    let app = env.container("acme", "qa", "app");
+    let old = inspect(&app, "{{.Id}}");
+    docker(&["rm", "-f", &app]);
+    assert_eq!(inspect(&app, "{{.Id}}"), "");
+    let r = http
+        .call("stage.start", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "running", "{r}");
+    assert_eq!(inspect(&app, "{{.State.Running}}"), "true");
+    assert_ne!(inspect(&app, "{{.Id}}"), old);
+    assert_eq!(
+        env.nginx.get("qa.acme.example.com", "/"),
+        (200, "stagelet test app acme-qa\n".into())
+    );
+    // And a restart after a prune-like removal of the stopped db as well.
+    let r = http
+        .call("stage.stop", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "stopped", "{r}");
+    docker(&["rm", "-f", &env.container("acme", "qa", "db")]);
+    let r = http
+        .call("stage.restart", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "running", "{r}");
+    assert_eq!(env.psql("acme", "qa", "select 1"), "1");
+}
+
+#[tokio::test]
+async fn a_failed_start_stops_the_db_and_records_why() {
+    let Some(env) = StageEnv::with_stages(
+        "a_failed_start_stops_the_db_and_records_why",
+        "",
+        None,
+        &["qa"],
+    )
+    .await
+    else {
+        return;
+    };
+    let mut http = env.daemon.http().await;
+    let r = http
+        .call("stage.stop", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "stopped", "{r}");
+    // Something else holds the app's name: it cannot be made again, and is not taken over.
+    let app = env.container("acme", "qa", "app");
+    docker(&["rm", "-f", &app]);
+    docker(&["create", "--name", &app, "stagelet-test/app:1"]);
+    let r = http
+        .call("stage.start", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    let (_, data) = rpc_error(&r);
+    assert_eq!(data["kind"], "docker", "{r}");
+    let got = http
+        .call("stage.get", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(got["result"]["state"], "stopped", "{got}");
+    assert!(
+        got["result"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another stage"),
+        "{got}"
+    );
+    assert_eq!(
+        inspect(&env.container("acme", "qa", "db"), "{{.State.Running}}"),
+        "false"
+    );
+    assert_eq!(inspect(&app, "{{.State.Status}}"), "created");
+    docker(&["rm", "-f", &app]);
+}
+
+#[tokio::test]
+async fn a_db_that_exits_at_once_fails_the_create_at_once() {
+    if !require_engine("a_db_that_exits_at_once_fails_the_create_at_once").await {
+        return;
+    }
+    // The test postgres image's entrypoint exits at once, with a message, without its PGBIN.
+    let env = StageEnv::start("[profiles.test.db.env]\nPGBIN = \"\"\n");
+    let mut http = env.daemon.http().await;
+    http.call(
+        "subscription.create",
+        json!({"id": "acme", "stage_limit": 1}),
+    )
+    .await
+    .unwrap();
+    let began = Instant::now();
+    let r = http
+        .call(
+            "stage.create",
+            json!({"subscription": "acme", "name": "qa", "type": "qa", "domain": "qa.acme.example.com"}),
+        )
+        .await
+        .unwrap();
+    let took = began.elapsed();
+    let (_, data) = rpc_error(&r);
+    assert_eq!(data["kind"], "docker", "{r}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    eprintln!("a db that exits at once failed the create after {took:?}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the image sets PGBIN"), "{message}");
+    let got = http
+        .call("stage.get", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(got["result"]["state"], "cancelled", "{got}");
+    assert!(
+        got["result"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("the image sets PGBIN"),
+        "{got}"
+    );
+    let label = format!("label={}.stage", env.daemon.label_prefix);
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]).trim(), "");
+    assert_eq!(
+        docker(&["network", "ls", "-q", "--filter", &label]).trim(),
+        ""
+    );
+    assert!(!env.data("acme", "qa").exists());
+}
