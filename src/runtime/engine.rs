@@ -637,3 +637,18 @@ impl Engine for DockerEngine {
         self.follow_logs_of(name, tail).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::exited;
+
+    #[test]
+    fn only_a_stopped_state_counts_as_an_exit() {
+        for done in ["exited", "dead", "created"] {
+            assert!(exited(done), "{done}");
+        }
+        for running in ["running", "restarting", "paused", "removing", ""] {
+            assert!(!exited(running), "{running}");
+        }
+    }
+}
