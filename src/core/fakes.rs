@@ -216,7 +216,7 @@ impl Git for NoGit {
             req.url
         )))
     }
-    async fn export(&self, _: &FetchRequest, _: &str, _: &Path, _: u64) -> Result<()> {
+    async fn export(&self, _: &FetchRequest, _: &str, _: &Path) -> Result<()> {
         Ok(())
     }
     async fn deploy_key(&self, subscription: &str) -> Result<String> {

@@ -1,12 +1,14 @@
 //! The runtime side: the core's interfaces implemented on the real host.
 
 pub mod addons;
+pub mod child_output;
 pub mod backups;
 pub mod container_stats;
 pub mod docker;
 pub mod engine;
 pub mod engine_exec;
 pub mod git;
+pub mod git_file_url;
 pub mod git_submodules;
 pub mod host;
 pub mod hostfs;

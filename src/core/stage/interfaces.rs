@@ -234,6 +234,17 @@ pub struct FetchRequest {
     pub timeout: Duration,
     /// Check out the commit's submodules too (one level), each URL held to the same rules.
     pub submodules: bool,
+    /// What the checkout, submodules included, may write.
+    pub limits: CheckoutLimits,
+    /// `git.file_roots`: a `file://` repository must lie under one of them.
+    pub file_roots: Vec<PathBuf>,
+}
+
+/// `git.max_checkout_mb` (in bytes) and `git.max_checkout_files`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckoutLimits {
+    pub max_bytes: u64,
+    pub max_files: u64,
 }
 
 /// The commit a deploy lays out.
@@ -250,14 +261,8 @@ pub trait Git: Send + Sync {
     /// Fetches the branch's tip into `req.cache` (made if missing; only what is new comes).
     async fn fetch(&self, req: &FetchRequest) -> Result<Commit>;
     /// Writes the commit's files into the empty directory `into`; refused with
-    /// `limit_exceeded` when they add up to more than `max_bytes`.
-    async fn export(
-        &self,
-        req: &FetchRequest,
-        hash: &str,
-        into: &Path,
-        max_bytes: u64,
-    ) -> Result<()>;
+    /// `limit_exceeded`, before a file is written, when they cross `req.limits`.
+    async fn export(&self, req: &FetchRequest, hash: &str, into: &Path) -> Result<()>;
     /// The subscription's ed25519 public key, made on the first call.
     async fn deploy_key(&self, subscription: &str) -> Result<String>;
 }
