@@ -76,7 +76,8 @@ fn peak_kib(env: &StageEnv) -> u64 {
 }
 
 async fn deploy(env: &StageEnv, url: &str, extra: Value) -> Value {
-    let mut params = json!({"stage": "acme/qa", "repository": url, "branch": "17.0", "restart": false});
+    let mut params =
+        json!({"stage": "acme/qa", "repository": url, "branch": "17.0", "restart": false});
     params
         .as_object_mut()
         .unwrap()
@@ -132,7 +133,11 @@ async fn a_million_empty_files_are_refused_by_count_with_memory_flat() {
     let started = std::time::Instant::now();
     let r = deploy(&env, &format!("file://{}", path.display()), json!({})).await;
     let (code, data) = rpc_error(&r);
-    assert_eq!((code, data["kind"].as_str()), (-32004, Some("limit_exceeded")), "{r}");
+    assert_eq!(
+        (code, data["kind"].as_str()),
+        (-32004, Some("limit_exceeded")),
+        "{r}"
+    );
     assert!(
         r["error"]["message"]
             .as_str()
@@ -159,7 +164,8 @@ async fn a_million_empty_files_are_refused_by_count_with_memory_flat() {
 
 #[tokio::test]
 async fn file_urls_stay_under_the_file_roots() {
-    let Some(env) = StageEnv::with_stages("file_urls_stay_under", &overrides(), None, &["qa"]).await
+    let Some(env) =
+        StageEnv::with_stages("file_urls_stay_under", &overrides(), None, &["qa"]).await
     else {
         return;
     };
@@ -210,7 +216,11 @@ async fn file_urls_stay_under_the_file_roots() {
         std::fs::write(with_link.join(".gitmodules"), modules).unwrap();
         git(&with_link, &["add", ".gitmodules"], None);
         let link = format!("160000,{sub_head},vendor/sub");
-        git(&with_link, &["update-index", "--add", "--cacheinfo", &link], None);
+        git(
+            &with_link,
+            &["update-index", "--add", "--cacheinfo", &link],
+            None,
+        );
         git(&with_link, &["commit", "-q", "-m", url], None);
         let r = deploy(
             &env,

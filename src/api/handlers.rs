@@ -246,12 +246,14 @@ impl StageApiServer for Handlers {
         read_only: Option<bool>,
         timeout_s: Option<u64>,
         max_rows: Option<usize>,
+        max_bytes: Option<usize>,
     ) -> RpcResult<SqlResult> {
         let (read_only, timeout_s, max_rows) = (
             read_only.unwrap_or(true),
             timeout_s.unwrap_or(30),
             max_rows.unwrap_or(1000),
         );
+        let max_bytes = max_bytes.unwrap_or(crate::core::stage::console::DEFAULT_MAX_BYTES);
         Ok(self
             .agent
             .stages()
@@ -262,6 +264,7 @@ impl StageApiServer for Handlers {
                 read_only,
                 timeout_s,
                 max_rows,
+                max_bytes,
             )
             .await?)
     }

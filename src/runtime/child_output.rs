@@ -148,8 +148,16 @@ mod tests {
         let r = collect(sh("yes"), Duration::from_secs(20), 1 << 16).await;
         assert!(matches!(r, Err(Failure::Stopped(_))), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
-        let r = collect(sh("head -c 200000 /dev/zero"), Duration::from_secs(20), 1 << 20).await;
-        assert!(matches!(r, Err(Failure::Stopped(_))), "one endless line: {r:?}");
+        let r = collect(
+            sh("head -c 200000 /dev/zero"),
+            Duration::from_secs(20),
+            1 << 20,
+        )
+        .await;
+        assert!(
+            matches!(r, Err(Failure::Stopped(_))),
+            "one endless line: {r:?}"
+        );
     }
 
     #[tokio::test]

@@ -309,12 +309,7 @@ impl Git for GitCli {
         })
     }
 
-    async fn export(
-        &self,
-        req: &FetchRequest,
-        hash: &str,
-        into: &Path,
-    ) -> Result<()> {
+    async fn export(&self, req: &FetchRequest, hash: &str, into: &Path) -> Result<()> {
         let mut tally = Tally::default();
         self.tally(req, &req.cache, hash, &mut tally).await?;
         self.checkout(req, &req.cache, hash, into).await?;
@@ -412,7 +407,10 @@ mod tests {
         };
         t.add(empty.as_bytes(), &big, "c").unwrap();
         t.add(empty.as_bytes(), &big, "c").unwrap();
-        assert!(t.add(empty.as_bytes(), &big, "c").is_err(), "empty files take blocks");
+        assert!(
+            t.add(empty.as_bytes(), &big, "c").is_err(),
+            "empty files take blocks"
+        );
         assert!(is_hash("3b18e512dba79e4c8300dd08aeb37f8e728b8dad"));
         assert!(!is_hash("--upload-pack=x"));
     }

@@ -27,8 +27,8 @@ pub fn under_roots(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, String> {
             Component::RootDir => {}
             Component::Normal(n) => {
                 at.push(n);
-                let meta = std::fs::symlink_metadata(&at)
-                    .map_err(|e| format!("{}: {e}", at.display()))?;
+                let meta =
+                    std::fs::symlink_metadata(&at).map_err(|e| format!("{}: {e}", at.display()))?;
                 if meta.file_type().is_symlink() {
                     return Err(format!("{} is a symbolic link", at.display()));
                 }

@@ -42,7 +42,9 @@ pub fn resolve(parent: &str, url: &str) -> std::result::Result<String, String> {
     let split = match parent.find("://") {
         Some(i) => {
             let from = i + 3;
-            let end = parent[from..].find('/').map_or(parent.len(), |j| from + j + 1);
+            let end = parent[from..]
+                .find('/')
+                .map_or(parent.len(), |j| from + j + 1);
             Some(parent.split_at(end))
         }
         None => parent.find(':').map(|i| parent.split_at(i + 1)),
@@ -178,8 +180,14 @@ mod tests {
     #[test]
     fn relative_urls_resolve_against_the_parent() {
         let ok = |parent: &str, url: &str| resolve(parent, url).unwrap();
-        assert_eq!(ok("https://h/org/top.git", "../sub.git"), "https://h/org/sub.git");
-        assert_eq!(ok("https://h/org/top.git/", "./sub"), "https://h/org/top.git/sub");
+        assert_eq!(
+            ok("https://h/org/top.git", "../sub.git"),
+            "https://h/org/sub.git"
+        );
+        assert_eq!(
+            ok("https://h/org/top.git/", "./sub"),
+            "https://h/org/top.git/sub"
+        );
         assert_eq!(ok("git@h:org/top.git", "../sub.git"), "git@h:org/sub.git");
         assert_eq!(ok("git@h:top.git", "../sub.git"), "git@h:sub.git");
         assert_eq!(ok("file:///srv/top", "../sub"), "file:///srv/sub");

@@ -1,8 +1,9 @@
 //! The runtime side: the core's interfaces implemented on the real host.
 
 pub mod addons;
-pub mod child_output;
 pub mod backups;
+pub mod child_output;
+pub mod console_roles;
 pub mod container_stats;
 pub mod docker;
 pub mod engine;

@@ -3,7 +3,7 @@
 
 use super::containers::{APP, CODE_SERVER, DB};
 use super::create::profile_of;
-use super::interfaces::{ExecRequest, LogLine, SqlRequest, SqlResult};
+use super::interfaces::{ConsoleRoles, DbTarget, ExecRequest, LogLine, SqlRequest, SqlResult};
 use super::model::Stage;
 use super::transitions::Operation;
 use super::{naming, Stages};
@@ -20,6 +20,13 @@ pub const MAX_TAIL: usize = 1000;
 pub const OUTPUT_CAP: usize = 1 << 20;
 pub const MAX_TIMEOUT_S: u64 = 3600;
 pub const MAX_ROWS: usize = 100_000;
+/// `stage.sql`'s `max_bytes`, default and bound: the API answers at most 10 MiB, and the
+/// rest of the answer (columns, brackets) needs room beside the values.
+pub const DEFAULT_MAX_BYTES: usize = 8 << 20;
+pub const MAX_BYTES: usize = 8 << 20;
+/// The console's login roles: never the superuser the app and the agent use.
+pub const CONSOLE_READER: &str = "stagelet_console";
+pub const CONSOLE_WRITER: &str = "stagelet_console_rw";
 
 /// `stage.exec`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +123,7 @@ impl Stages {
         read_only: bool,
         timeout_s: u64,
         max_rows: usize,
+        max_bytes: usize,
     ) -> Result<SqlResult> {
         let timeout = check_timeout("timeout_s", timeout_s)?;
         if !(1..=MAX_ROWS).contains(&max_rows) {
@@ -124,17 +132,58 @@ impl Stages {
                 format!("must be 1 to {MAX_ROWS}"),
             ));
         }
+        if !(1..=MAX_BYTES).contains(&max_bytes) {
+            return Err(Error::invalid(
+                "max_bytes",
+                format!("must be 1 to {MAX_BYTES}"),
+            ));
+        }
         let stage = self.find(reference)?;
         Operation::Console.check(&stage.reference(), stage.state)?;
         let profile = profile_of(config, &stage.profile)?;
-        let target = self.db_target(&naming(config), &stage, profile).await?;
+        let admin = self.db_target(&naming(config), &stage, profile).await?;
+        let roles = ConsoleRoles {
+            reader: CONSOLE_READER.into(),
+            writer: CONSOLE_WRITER.into(),
+            password: self.console_password(stage.uuid).await?,
+        };
+        // Every call: a role a previous call could have altered is put back first.
+        self.deps
+            .db
+            .ensure_console_roles(&admin, stage.db_name(), &roles)
+            .await?;
+        let target = DbTarget {
+            user: if read_only {
+                roles.reader
+            } else {
+                roles.writer
+            },
+            password: roles.password,
+            ..admin
+        };
         let req = SqlRequest {
             query,
             read_only,
             timeout,
             max_rows,
+            max_bytes,
         };
         self.deps.db.sql(&target, stage.db_name(), &req).await
+    }
+
+    /// The console roles' password from the record, made and saved at the first use.
+    async fn console_password(&self, uuid: uuid::Uuid) -> Result<String> {
+        let lock = self.lock_of(uuid);
+        let _g = lock.lock().await;
+        let mut stage = self.find(&uuid.to_string())?;
+        if let Some(p) = &stage.console_password {
+            return Ok(p.clone());
+        }
+        use rand::distr::{Alphanumeric, SampleString};
+        let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
+        stage.console_password = Some(password.clone());
+        self.save(&stage).await?;
+        Ok(password)
     }
 
     /// The container of `component`, which must exist.

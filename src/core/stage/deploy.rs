@@ -96,8 +96,7 @@ impl Stages {
         let commit = self.deps.git.fetch(&fetch).await?;
         self.emit(&stage, "deploy", "checkout", commit.hash.clone());
         let scratch = self.deps.dirs.scratch(&sub, &name)?;
-        if let Err(e) = self.deps.git.export(&fetch, &commit.hash, &scratch).await
-        {
+        if let Err(e) = self.deps.git.export(&fetch, &commit.hash, &scratch).await {
             let _ = std::fs::remove_dir_all(&scratch);
             return Err(e);
         }
