@@ -132,6 +132,11 @@ async fn a_million_empty_files_are_refused_by_count_with_memory_flat() {
     let peak_before = peak_kib(&env);
     let started = std::time::Instant::now();
     let r = deploy(&env, &format!("file://{}", path.display()), json!({})).await;
+    let peak_after = peak_kib(&env);
+    eprintln!(
+        "daemon VmHWM before {peak_before} KiB, after {peak_after} KiB, answered in {:?}",
+        started.elapsed()
+    );
     let (code, data) = rpc_error(&r);
     assert_eq!(
         (code, data["kind"].as_str()),
@@ -144,11 +149,6 @@ async fn a_million_empty_files_are_refused_by_count_with_memory_flat() {
             .unwrap()
             .contains("git.max_checkout_files"),
         "{r}"
-    );
-    let peak_after = peak_kib(&env);
-    eprintln!(
-        "daemon VmHWM before {peak_before} KiB, after {peak_after} KiB, refused in {:?}",
-        started.elapsed()
     );
     assert!(
         peak_after < peak_before + 32 * 1024,
