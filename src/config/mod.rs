@@ -312,7 +312,10 @@ impl Git {
             ));
         }
         for root in &self.file_roots {
+            // Components() would quietly drop a ".": look at the text too.
+            let text = root.to_string_lossy();
             let plain = root.is_absolute()
+                && !text.split('/').any(|c| c == "." || c == "..")
                 && root
                     .components()
                     .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
@@ -515,6 +518,29 @@ mod tests {
         let local = Config::local(Path::new("/tmp/x"));
         assert!(local.cross_check().is_empty());
         assert_eq!(local.agent.socket, Path::new("/tmp/x/stagelet.sock"));
+    }
+
+    #[test]
+    fn file_urls_need_plain_roots() {
+        let mut c = Config::default();
+        c.git.allowed_protocols.push("file".into());
+        let keys = |c: &Config| {
+            c.cross_check()
+                .into_iter()
+                .map(|(k, _)| k.join("."))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&c), vec!["git.file_roots"]);
+        c.git.file_roots = vec!["/srv/git".into()];
+        assert!(keys(&c).is_empty());
+        for bad in ["srv/git", "/srv/../etc", "/", "/srv/./git"] {
+            c.git.file_roots = vec![bad.into()];
+            assert_eq!(keys(&c), vec!["git.file_roots"], "{bad}");
+        }
+        c.git.file_roots = vec![];
+        c.git.allowed_protocols.pop();
+        c.git.max_checkout_files = 0;
+        assert_eq!(keys(&c), vec!["git.max_checkout_files"]);
     }
 
     #[test]
