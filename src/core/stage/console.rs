@@ -84,6 +84,16 @@ impl tokio::io::AsyncWrite for Capped {
     }
 }
 
+/// `stage.sql` as the API takes it, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct SqlCall {
+    pub query: String,
+    pub read_only: bool,
+    pub timeout_s: u64,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+}
+
 /// `component` (default app) as a container role of this stage.
 fn role(stage: &Stage, component: Option<&str>) -> Result<&'static str> {
     match component.unwrap_or(APP) {
@@ -115,16 +125,14 @@ pub fn check_timeout(field: &str, s: u64) -> Result<Duration> {
 }
 
 impl Stages {
-    pub async fn sql(
-        &self,
-        config: &Config,
-        reference: &str,
-        query: String,
-        read_only: bool,
-        timeout_s: u64,
-        max_rows: usize,
-        max_bytes: usize,
-    ) -> Result<SqlResult> {
+    pub async fn sql(&self, config: &Config, reference: &str, call: SqlCall) -> Result<SqlResult> {
+        let SqlCall {
+            query,
+            read_only,
+            timeout_s,
+            max_rows,
+            max_bytes,
+        } = call;
         let timeout = check_timeout("timeout_s", timeout_s)?;
         if !(1..=MAX_ROWS).contains(&max_rows) {
             return Err(Error::invalid(
