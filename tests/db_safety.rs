@@ -166,6 +166,16 @@ async fn the_console_cannot_escape_its_role() {
         .as_str()
         .expect("kept in the record");
     assert!(!log.contains(password), "the console password was logged");
+    let db_log = Command::new("docker").args(["logs", &db]).output().unwrap();
+    let db_log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&db_log.stdout),
+        String::from_utf8_lossy(&db_log.stderr)
+    );
+    assert!(
+        !db_log.contains(password),
+        "PostgreSQL logged the console password"
+    );
 }
 
 #[tokio::test]

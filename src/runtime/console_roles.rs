@@ -3,7 +3,7 @@
 //! without the server-side roles that run programs, read files or signal backends. The reader
 //! reads every table (pg_read_all_data) and starts read-only; the writer also changes rows
 //! (pg_write_all_data) but creates nothing the superuser could run. Settings a call left on
-//! either role are reset.
+//! either role are reset. The password goes as a SCRAM verifier.
 
 use crate::core::stage::interfaces::{ConsoleRoles, DbTarget};
 use crate::core::{Error, Result};
@@ -26,6 +26,9 @@ pub fn statements(db: &str, roles: &ConsoleRoles) -> Result<String> {
             "it is not letters and digits",
         ));
     }
+    // A SCRAM verifier, not the password: a statement PostgreSQL logs (on an error, say) shows
+    // nothing that logs in. Letters, digits and `$:=+/`: nothing to escape.
+    let verifier = postgres_protocol::password::scram_sha_256(roles.password.as_bytes());
     let mut sql = vec![
         "BEGIN".to_string(),
         "SET LOCAL statement_timeout = 10000".into(),
@@ -41,8 +44,7 @@ pub fn statements(db: &str, roles: &ConsoleRoles) -> Result<String> {
             ),
             format!(
                 "ALTER ROLE {id} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE \
-                 NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 20 PASSWORD '{}'",
-                roles.password
+                 NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 20 PASSWORD '{verifier}'"
             ),
             format!("ALTER ROLE {id} RESET ALL"),
             format!("ALTER ROLE {id} IN DATABASE {} RESET ALL", ident(db)),
@@ -77,7 +79,7 @@ pub async fn ensure(admin: &DbTarget, db: &str, roles: &ConsoleRoles) -> Result<
         .await
         .map_err(|_| Error::Database("making the console roles: no answer".into()))?
         .map_err(|e| {
-            // The password is in the statement: report the server's words only.
+            // Report the server's words only, never the statement.
             match e.as_db_error() {
                 Some(d) => Error::Database(format!(
                     "making the console roles: {} (SQLSTATE {})",
@@ -102,6 +104,8 @@ mod tests {
         };
         let sql = statements("qa", &roles).unwrap();
         assert!(sql.contains("NOSUPERUSER"));
+        assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$"), "{sql}");
+        assert!(!sql.contains("abc123"), "the password itself is never sent");
         assert!(sql.contains(r#"REVOKE pg_execute_server_program, pg_read_server_files, pg_write_server_files, pg_signal_backend FROM "stagelet_console""#));
         assert!(sql.contains(r#"GRANT pg_read_all_data TO "stagelet_console";"#));
         assert!(

@@ -153,7 +153,10 @@ impl Stages {
         let roles = ConsoleRoles {
             reader: CONSOLE_READER.into(),
             writer: CONSOLE_WRITER.into(),
-            password: self.console_password(stage.uuid).await?,
+            password: match &stage.console_password {
+                Some(p) => p.clone(),
+                None => self.console_password(stage.uuid).await?,
+            },
         };
         // Every call: a role a previous call could have altered is put back first.
         self.deps
@@ -179,7 +182,8 @@ impl Stages {
         self.deps.db.sql(&target, stage.db_name(), &req).await
     }
 
-    /// The console roles' password from the record, made and saved at the first use.
+    /// The console roles' password, made and saved at the first use (under the stage's lock,
+    /// so two first calls agree on one).
     async fn console_password(&self, uuid: uuid::Uuid) -> Result<String> {
         let lock = self.lock_of(uuid);
         let _g = lock.lock().await;
