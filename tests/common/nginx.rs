@@ -1,8 +1,14 @@
 //! A private nginx master for one test: its own prefix, config, pid file and loopback ports.
 
+use stagelet::config::Config;
+use stagelet::core::names::{Domain, StageName, SubscriptionId};
+use stagelet::core::site::{SiteSpec, SiteState};
 use stagelet::runtime::nginx::control::alive;
+use stagelet::runtime::nginx::NginxSites;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, RwLock};
 
 pub struct TestNginx {
     pub prefix: PathBuf,
@@ -74,7 +80,7 @@ impl TestNginx {
         let sites =
             stagelet::config::types::SafePath::try_from(self.sites_dir.display().to_string())
                 .unwrap();
-        stagelet::runtime::nginx::render::snippet(&opts, &sites)
+        stagelet::runtime::nginx::snippet::snippet(&opts, &sites)
     }
 
     /// Points a configuration's `[nginx]` at this master.
@@ -249,5 +255,69 @@ impl Drop for Backend {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The proxy layer on its own (no daemon) against a private nginx master. Fields drop in
+/// order: nginx stops before its directory goes.
+pub struct Setup {
+    pub nginx: TestNginx,
+    pub config: Arc<RwLock<Arc<Config>>>,
+    pub sites: Arc<NginxSites>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    // nginx workers run as nobody and read the sites from here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let base = super::ports(2);
+    let nginx = TestNginx::start(dir.path(), base, base + 1);
+    let mut config = Config::default();
+    nginx.apply_to(&mut config);
+    let config = Arc::new(RwLock::new(Arc::new(config)));
+    let shared = config.clone();
+    let sites = NginxSites::start(Arc::new(move || shared.read().unwrap().clone()));
+    Setup {
+        dir,
+        nginx,
+        config,
+        sites,
+    }
+}
+
+impl Setup {
+    pub fn set_config(&self, f: impl FnOnce(&mut Config)) {
+        let mut c = (**self.config.read().unwrap()).clone();
+        f(&mut c);
+        *self.config.write().unwrap() = Arc::new(c);
+    }
+
+    pub fn file(&self, sub: &str, name: &str) -> std::path::PathBuf {
+        self.nginx.sites_dir.join(format!("{sub}--{name}.conf"))
+    }
+}
+
+/// A certificate and key for `domain` that look like PEM files and that nginx refuses.
+pub fn not_a_certificate(dir: &std::path::Path, domain: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    for ext in ["pem", "key"] {
+        std::fs::write(
+            dir.join(format!("{domain}.{ext}")),
+            "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+    }
+}
+
+/// A site with no code server.
+pub fn site(sub: &str, name: &str, domain: &str, state: SiteState, port: u16) -> SiteSpec {
+    SiteSpec {
+        subscription: SubscriptionId::parse(sub).unwrap(),
+        name: StageName::parse(name).unwrap(),
+        domain: Domain::parse(domain).unwrap(),
+        state,
+        http_port: port,
+        code_server: None,
     }
 }
