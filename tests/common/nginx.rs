@@ -1,4 +1,6 @@
 //! A private nginx master for one test: its own prefix, config, pid file and loopback ports.
+//! The master runs in the foreground as this process's child, so stopping it needs no file:
+//! the test's directory may already be gone when it drops.
 
 use stagelet::config::Config;
 use stagelet::core::names::{Domain, StageName, SubscriptionId};
@@ -7,8 +9,8 @@ use stagelet::runtime::nginx::control::alive;
 use stagelet::runtime::nginx::NginxSites;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, RwLock};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub struct TestNginx {
     pub prefix: PathBuf,
@@ -17,6 +19,7 @@ pub struct TestNginx {
     pub pid_file: PathBuf,
     pub http_port: u16,
     pub https_port: u16,
+    child: Mutex<Option<Child>>,
 }
 
 impl TestNginx {
@@ -36,6 +39,7 @@ impl TestNginx {
             pid_file,
             http_port,
             https_port,
+            child: Mutex::new(None),
         };
         std::fs::write(n.prefix.join("stagelet.conf"), n.snippet()).unwrap();
         let p = n.prefix.display();
@@ -49,14 +53,31 @@ impl TestNginx {
             ),
         )
         .unwrap();
-        let out = n.nginx(&[]).output().unwrap();
-        assert!(out.status.success(), "nginx did not start: {out:?}");
-        // The master daemonizes; it is up once its pid file names a live process.
+        let stderr = std::fs::File::create(n.prefix.join("logs/stderr.log")).unwrap();
+        let child = n
+            .nginx(&["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("nginx starts");
+        let pid = child.id() as i32;
+        *n.child.lock().unwrap() = Some(child);
+        // Up once its pid file names it (it writes the file after binding its ports).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while n.master().is_none() {
+        while n.master() != Some(pid) {
+            let exited = n
+                .child
+                .lock()
+                .unwrap()
+                .as_mut()
+                .unwrap()
+                .try_wait()
+                .unwrap();
             assert!(
-                std::time::Instant::now() < deadline,
-                "no nginx master: {}",
+                exited.is_none() && std::time::Instant::now() < deadline,
+                "no nginx master ({exited:?}): {}{}",
+                std::fs::read_to_string(n.prefix.join("logs/stderr.log")).unwrap_or_default(),
                 n.error_log()
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -166,19 +187,20 @@ impl TestNginx {
         ])
     }
 
-    /// Stops the master and waits until it is gone.
+    /// Stops the master (it stops its workers) and reaps it.
     pub fn stop(&self) {
-        let Some(pid) = self.master() else { return };
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        let Some(mut child) = self.child.lock().unwrap().take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while alive(pid) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx master {pid} did not stop"
-            );
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nginx master {pid} did not stop on SIGTERM");
+            }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
