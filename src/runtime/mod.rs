@@ -11,6 +11,7 @@ pub mod engine_exec;
 pub mod git;
 pub mod git_file_url;
 pub mod git_submodules;
+pub mod git_tally;
 pub mod host;
 pub mod hostfs;
 pub mod nginx;
