@@ -341,9 +341,7 @@ async fn a_backup_a_crash_interrupted_is_failed_and_pruned() {
     let list = BackupApiClient::backups(&c, "acme/qa".into())
         .await
         .unwrap();
-    assert_eq!(
-        list.iter().map(|b| b.id.clone()).collect::<Vec<_>>(),
-        [b.id.clone()]
-    );
+    let ids: Vec<&str> = list.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, [b.id.as_str()]);
     assert!(!dir.exists(), "the interrupted backup's files are gone");
 }

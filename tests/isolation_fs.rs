@@ -15,7 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MARKER: &str = "MARKER-NOT-THE-TENANTS";
-const FILES: usize = 1500;
+/// Few files, a few MB each: the old by-name walk opened them by path while `d` flipped.
+const FILES: usize = 3;
 
 /// A directory of files named as the tenant's own, each holding the marker.
 fn plant(dir: &Path) {
@@ -94,7 +95,7 @@ async fn symlink_swaps_in_the_app_container_never_leak_other_files() {
     // The tenant's own tree: a directory `d` with files of the same names, and `keep.txt`.
     let app = env.container("acme", "src", "app");
     let setup = format!(
-        "cd /var/lib/odoo && mkdir d && i=0; while [ $i -lt {FILES} ]; do echo own > d/f$i; i=$((i+1)); done; echo own > keep.txt"
+        "cd /var/lib/odoo && mkdir d && i=0; while [ $i -lt {FILES} ]; do head -c 3000000 /dev/zero > d/f$i; i=$((i+1)); done; echo own > keep.txt"
     );
     docker(&["exec", &app, "sh", "-c", &setup]);
     // Swap `d` for a symlink to a target and back, as fast as the shell goes, for 240 s at
@@ -102,7 +103,7 @@ async fn symlink_swaps_in_the_app_container_never_leak_other_files() {
     let swap = format!(
         "cd /var/lib/odoo; end=$(( $(date +%s) + 240 )); n=0; \
          while [ $(date +%s) -lt $end ]; do for t in {a} {b}; do \
-         mv d d.real && ln -s $t d && sleep 0.01; rm -f d; mv d.real d; n=$((n+1)); done; done",
+         mv d d.real && ln -s $t d && sleep 0.01; rm -f d; mv d.real d; sleep 0.01; done; done",
         a = targets[0].display(),
         b = targets[1].display()
     );

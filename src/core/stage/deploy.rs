@@ -97,7 +97,7 @@ impl Stages {
             .export(&fetch, &commit.hash, &scratch, max)
             .await
         {
-            let _ = std::fs::remove_dir_all(&scratch);
+            let _ = self.deps.dirs.drop_scratch(&sub, &name);
             return Err(e);
         }
         self.emit(
