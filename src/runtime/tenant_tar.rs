@@ -148,6 +148,26 @@ mod tests {
         assert!(std::fs::symlink_metadata(out.join("fifo")).is_err());
     }
 
+    #[test]
+    fn unpacks_tars_the_old_walk_made() {
+        // Backups made before the fd walk: `append_dir_all(".", dir)` without following links.
+        let t = tree();
+        std::fs::remove_file(t.path().join("src/fifo")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        b.follow_symlinks(false);
+        b.append_dir_all(".", t.path().join("src")).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        unpack(bytes.as_slice(), &out).unwrap();
+        assert_eq!(std::fs::read(out.join("a/b/file")).unwrap(), b"attachment");
+        assert_eq!(
+            std::fs::read_link(out.join("a/escape")).unwrap(),
+            Path::new("/etc")
+        );
+        assert_eq!(std::fs::read(out.join(LONG)).unwrap(), b"deep");
+    }
+
     fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, kind, data) in entries {
