@@ -6,8 +6,8 @@ use super::site::{ProxySites, SiteSpec};
 use super::stage::interfaces::{
     BackupStore, ByteReader, ByteWriter, Commit, ConsoleRoles, ContainerInfo, ContainerSpec,
     ContainerStats, DbTarget, DirUsage, Engine, ExecRequest, ExecStatus, FetchRequest, Git,
-    LogLine, MeasurePriority, NetworkInfo, Owner, PortProbe, SqlRequest, SqlResult,
-    StageDatabase, StageDirs, StopOutcome, UsageMeter,
+    LogLine, MeasurePriority, NetworkInfo, Owner, PortProbe, SqlRequest, SqlResult, StageDatabase,
+    StageDirs, StopOutcome, UsageMeter,
 };
 use super::stage::StageDeps;
 use super::Result;

@@ -8,23 +8,18 @@ use crate::core::stage::interfaces::{
 };
 use crate::core::{Error, Result};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
-    ListNetworksOptions, LogsOptions, RemoveContainerOptions, RenameContainerOptions, StatsOptions,
+    LogsOptions, RemoveContainerOptions, RenameContainerOptions, StatsOptions,
     WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-
-fn overlaps(a: &ipnet::Ipv4Net, b: &ipnet::Ipv4Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
 
 /// Extra time a stop may take past its grace period before it fails as "engine hangs".
 pub const STOP_SLACK: Duration = Duration::from_secs(10);
@@ -34,7 +29,7 @@ pub struct DockerEngine {
     client: tokio::sync::Mutex<Option<Docker>>,
 }
 
-fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(super) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {
@@ -84,47 +79,6 @@ impl DockerEngine {
                 Err(self.err(what, e))
             }
         }
-    }
-
-    /// Every IPv4 subnet the engine's networks use.
-    async fn taken_subnets(&self, d: &Docker) -> Result<Vec<ipnet::Ipv4Net>> {
-        let r = d.list_networks(None::<ListNetworksOptions>).await;
-        Ok(self
-            .call("listing networks", r)
-            .await?
-            .into_iter()
-            .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
-            .filter_map(|c| c.subnet?.parse().ok())
-            .collect())
-    }
-
-    /// Ids of the networks named exactly `name` (the engine's filter matches substrings).
-    async fn network_ids(&self, d: &Docker, name: &str) -> Result<Vec<String>> {
-        Ok(self
-            .networks(d, Some(("name", name)))
-            .await?
-            .into_iter()
-            .filter(|n| n.name == name)
-            .map(|n| n.id)
-            .collect())
-    }
-
-    /// The networks that pass the engine's `filter` (key, value).
-    async fn networks(&self, d: &Docker, filter: Option<(&str, &str)>) -> Result<Vec<NetworkInfo>> {
-        let opts = ListNetworksOptions {
-            filters: filter.map(|(k, v)| HashMap::from([(k.to_string(), vec![v.to_string()])])),
-        };
-        let r = d.list_networks(Some(opts)).await;
-        Ok(self
-            .call("listing networks", r)
-            .await?
-            .into_iter()
-            .map(|n| NetworkInfo {
-                id: n.id.unwrap_or_default(),
-                name: n.name.unwrap_or_default(),
-                labels: n.labels.unwrap_or_default().into_iter().collect(),
-            })
-            .collect())
     }
 
     /// Waits until the container has stopped, at most `limit`. The wait stream also ends with
@@ -244,81 +198,11 @@ impl Engine for DockerEngine {
         labels: &BTreeMap<String, String>,
         subnets: Option<(ipnet::Ipv4Net, u8)>,
     ) -> Result<()> {
-        let d = self.docker().await?;
-        // Old engines accept duplicate names: make it only if it is not there.
-        if !self.network_ids(&d, name).await?.is_empty() {
-            return Ok(());
-        }
-        let request = |subnet: Option<ipnet::Ipv4Net>| NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".into()),
-            labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-            ipam: subnet.map(|s| Ipam {
-                config: Some(vec![IpamConfig {
-                    subnet: Some(s.to_string()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let Some((pool, size)) = subnets else {
-            let r = d.create_network(request(None)).await;
-            return self
-                .call(&format!("creating network {name}"), r)
-                .await
-                .map(|_| ());
-        };
-        let taken = self.taken_subnets(&d).await?;
-        let free = pool
-            .subnets(size)
-            .map_err(|e| self.err("docker.subnet_pool", e))?
-            .filter(|s| !taken.iter().any(|t| overlaps(s, t)));
-        // Parallel creates may pick the same subnet: the engine refuses the second; try the next.
-        for subnet in free.take(64) {
-            match d.create_network(request(Some(subnet))).await {
-                Err(bollard::errors::Error::DockerResponseServerError { message, .. })
-                    if message.contains("overlap") =>
-                {
-                    continue
-                }
-                r => {
-                    return self
-                        .call(&format!("creating network {name} on {subnet}"), r)
-                        .await
-                        .map(|_| ())
-                }
-            }
-        }
-        Err(self.err(
-            &format!("creating network {name}"),
-            format!("no free /{size} subnet left in docker.subnet_pool {pool}"),
-        ))
+        self.network_create(name, labels, subnets).await
     }
 
     async fn remove_network(&self, name: &str, owner: &Owner) -> Result<()> {
-        let d = self.docker().await?;
-        let mine: Vec<String> = self
-            .networks(&d, Some(("name", name)))
-            .await?
-            .into_iter()
-            .filter(|n| n.name == name)
-            .filter(|n| {
-                let ours = owner.owns(&n.labels);
-                if !ours {
-                    tracing::warn!(network = %name, "not removed: its labels name another stage");
-                }
-                ours
-            })
-            .map(|n| n.id)
-            .collect();
-        for id in mine {
-            match d.remove_network(&id).await {
-                Err(e) if is_not_found(&e) => {}
-                r => self.call(&format!("removing network {name}"), r).await?,
-            }
-        }
-        Ok(())
+        self.network_remove(name, owner).await
     }
 
     async fn list_labelled_networks(&self, label: &str) -> Result<Vec<NetworkInfo>> {
@@ -332,31 +216,11 @@ impl Engine for DockerEngine {
         container: &str,
         aliases: &[String],
     ) -> Result<()> {
-        let d = self.docker().await?;
-        let req = NetworkConnectRequest {
-            container: container.to_string(),
-            endpoint_config: Some(EndpointSettings {
-                aliases: Some(aliases.to_vec()),
-                ..Default::default()
-            }),
-        };
-        let r = d.connect_network(network, req).await;
-        self.call(&format!("connecting {container} to network {network}"), r)
-            .await
+        self.network_connect(network, container, aliases).await
     }
 
     async fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
-        let d = self.docker().await?;
-        let req = NetworkDisconnectRequest {
-            container: container.to_string(),
-            force: Some(true),
-        };
-        let r = d.disconnect_network(network, req).await;
-        self.call(
-            &format!("disconnecting {container} from network {network}"),
-            r,
-        )
-        .await
+        self.network_disconnect(network, container).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {

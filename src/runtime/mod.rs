@@ -8,6 +8,7 @@ pub mod container_stats;
 pub mod docker;
 pub mod engine;
 pub mod engine_exec;
+mod engine_net;
 pub mod git;
 pub mod git_file_url;
 pub mod git_submodules;
