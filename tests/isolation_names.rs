@@ -254,8 +254,12 @@ async fn start_up_moves_containers_and_network_of_the_older_naming() {
     assert_eq!(inspect(&net, "{{.Id}}"), "");
     env.daemon.spawn();
     let mut http = env.daemon.http().await;
-    eventually("removing the old network", || {
+    // Networks first, then the containers' names.
+    eventually("moving to the new names", || {
         inspect(&old_net, "{{.Id}}").is_empty()
+            && ["app", "db"]
+                .iter()
+                .all(|r| !inspect(&env.container("a-b", "c", r), "{{.Id}}").is_empty())
     })
     .await;
     for role in ["app", "db"] {
