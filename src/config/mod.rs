@@ -30,6 +30,7 @@ pub fn current(shared: &SharedConfig) -> std::sync::Arc<Config> {
 pub struct Config {
     pub agent: Agent,
     pub access: Access,
+    pub api: Api,
     pub docker: Docker,
     pub ports: Ports,
     pub nginx: Nginx,
@@ -66,6 +67,24 @@ pub enum LogFormat {
 pub struct Access {
     pub admin_groups: Vec<String>,
     pub reader_groups: Vec<String>,
+}
+
+/// Limits of the API socket, read at each connection and call: a SIGHUP applies them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Api {
+    /// Open connections at most, WebSocket ones included.
+    pub max_connections: u32,
+    /// Of `max_connections`, how many only root and admin groups may take.
+    pub admin_reserve: u32,
+    /// Connections one caller outside every access group may hold (each is answered
+    /// `forbidden`).
+    pub stranger_connections: u32,
+    /// A connection with no call under way for this long is closed (WebSocket ones, once
+    /// upgraded, are not: subscriptions are long-lived).
+    pub idle_timeout: Dur,
+    /// Calls in one JSON-RPC batch at most.
+    pub max_batch: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +200,18 @@ impl Default for Access {
     }
 }
 
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            max_connections: 1024,
+            admin_reserve: 64,
+            stranger_connections: 4,
+            idle_timeout: Dur::secs(10),
+            max_batch: 50,
+        }
+    }
+}
+
 impl Default for Docker {
     fn default() -> Self {
         Docker {
@@ -279,6 +310,7 @@ impl Default for Config {
         Config {
             agent: Agent::default(),
             access: Access::default(),
+            api: Api::default(),
             docker: Docker::default(),
             ports: Ports::default(),
             nginx: Nginx::default(),
@@ -288,6 +320,28 @@ impl Default for Config {
             backups: Backups::default(),
             profiles: BTreeMap::from([("odoo".to_string(), profile::odoo())]),
         }
+    }
+}
+
+impl Api {
+    fn cross_check(&self) -> Vec<(&'static str, String)> {
+        let mut errs = vec![];
+        if self.max_connections == 0 {
+            errs.push(("max_connections", "must be at least 1".into()));
+        }
+        if self.admin_reserve >= self.max_connections {
+            errs.push((
+                "admin_reserve",
+                "must be below max_connections (readers need room too)".into(),
+            ));
+        }
+        if self.idle_timeout.0.is_zero() {
+            errs.push(("idle_timeout", "must be above 0s".into()));
+        }
+        if self.max_batch == 0 {
+            errs.push(("max_batch", "must be at least 1".into()));
+        }
+        errs
     }
 }
 
@@ -371,6 +425,12 @@ impl Config {
                 ),
             ));
         }
+        errs.extend(
+            self.api
+                .cross_check()
+                .into_iter()
+                .map(|(k, m)| (key(&["api", k]), m)),
+        );
         if self.ports.http.overlaps(&self.ports.code_server) {
             errs.push((key(&["ports", "code_server"]), "overlaps ports.http".into()));
         }
