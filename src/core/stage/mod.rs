@@ -15,6 +15,7 @@ pub mod model;
 mod ops;
 pub mod ports;
 mod reconcile;
+mod retire;
 pub mod scheduler;
 mod stats;
 pub mod transitions;
