@@ -36,7 +36,10 @@ fn expect_line(lines: &mut impl Iterator<Item = std::io::Result<String>>, key: &
         let line = line.unwrap();
         // The harness may print `test child ... ` on the same line.
         let prefix = format!("{key}=");
-        if let Some(n) = line.split_whitespace().find_map(|w| w.strip_prefix(&prefix)) {
+        if let Some(n) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&prefix))
+        {
             return n.parse().unwrap();
         }
     }
@@ -79,7 +82,11 @@ async fn idle_connections_are_capped_and_closed_and_root_keeps_its_reserve() {
         &[d.socket.display().to_string(), "50".into(), "1000".into()],
     );
     let mut s_lines = BufReader::new(stranger.child.stdout.take().unwrap()).lines();
-    assert_eq!(expect_line(&mut s_lines, "first_open"), 0, "the readers took the shared room");
+    assert_eq!(
+        expect_line(&mut s_lines, "first_open"),
+        0,
+        "the readers took the shared room"
+    );
     info_ok(&d).await;
     // After the idle timeout every one of them is closed, and the descriptors are back.
     assert_eq!(expect_line(&mut lines, "later_open"), 0);
@@ -90,13 +97,10 @@ async fn idle_connections_are_capped_and_closed_and_root_keeps_its_reserve() {
         assert!(Instant::now() < deadline, "{} descriptors left", fds(&d));
         std::thread::sleep(Duration::from_millis(50));
     }
-    let info: Value = jsonrpsee::core::client::ClientT::request(
-        &ws,
-        "agent.info",
-        jsonrpsee::rpc_params![],
-    )
-    .await
-    .expect("the WebSocket outlived the idle timeout");
+    let info: Value =
+        jsonrpsee::core::client::ClientT::request(&ws, "agent.info", jsonrpsee::rpc_params![])
+            .await
+            .expect("the WebSocket outlived the idle timeout");
     assert_eq!(info["api_version"], "1");
 }
 
@@ -161,9 +165,15 @@ async fn a_batch_above_max_batch_is_refused_whole() {
     let (_, text) = http.post(batch(51)).await.unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     let (code, data) = rpc_error(&v);
-    assert_eq!((code, data["kind"].as_str()), (-32004, Some("limit_exceeded")));
+    assert_eq!(
+        (code, data["kind"].as_str()),
+        (-32004, Some("limit_exceeded"))
+    );
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("at most 50"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 50"),
         "{v}"
     );
 }

@@ -32,7 +32,10 @@ fn files(dir: &std::path::Path) -> Vec<String> {
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| l.trim_start_matches(&*dir.display().to_string()).to_string())
+        .map(|l| {
+            l.trim_start_matches(&*dir.display().to_string())
+                .to_string()
+        })
         .collect()
 }
 
@@ -55,7 +58,9 @@ async fn a_reused_subscription_id_inherits_nothing() {
     let dump = state.join(format!("backups/old/qa/{}/db.dump", backup.id));
     let dump_bytes = std::fs::read(&dump).expect("the backup is on disk");
     StageApiClient::cancel(&c, "old/qa".into()).await.unwrap();
-    SubscriptionApiClient::delete(&c, "old".into()).await.unwrap();
+    SubscriptionApiClient::delete(&c, "old".into())
+        .await
+        .unwrap();
 
     // Nothing under the id is left where the API looks; the backup is in the archive.
     assert!(!state.join("backups/old").exists());
@@ -78,8 +83,14 @@ async fn a_reused_subscription_id_inherits_nothing() {
     let archived = archive.join(format!("backups/qa/{}/db.dump", backup.id));
     assert_eq!(std::fs::read(&archived).unwrap(), dump_bytes);
     let listed = files(archive);
-    assert!(listed.contains(&"/subscription.json".to_string()), "{listed:?}");
-    assert!(listed.contains(&"/stage-old--qa.json".to_string()), "{listed:?}");
+    assert!(
+        listed.contains(&"/subscription.json".to_string()),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&"/stage-old--qa.json".to_string()),
+        "{listed:?}"
+    );
 
     // A new tenant of the same id.
     SubscriptionApiClient::create(&c, "old".into(), 2, None, None, None)
@@ -100,7 +111,9 @@ async fn a_reused_subscription_id_inherits_nothing() {
     create_stage(&c, "old", "qa").await;
     let listed = BackupApiClient::backups(&c, "old/qa".into()).await.unwrap();
     assert!(listed.is_empty(), "{listed:?}");
-    StageApiClient::stop(&c, "old/qa".into(), None).await.unwrap();
+    StageApiClient::stop(&c, "old/qa".into(), None)
+        .await
+        .unwrap();
     let v = http
         .call(
             "stage.restore_backup",
@@ -109,12 +122,22 @@ async fn a_reused_subscription_id_inherits_nothing() {
         .await
         .unwrap();
     let (code, data) = rpc_error(&v);
-    assert_eq!((code, data["kind"].clone()), (-32001, Value::from("not_found")));
+    assert_eq!(
+        (code, data["kind"].clone()),
+        (-32001, Value::from("not_found"))
+    );
     let again = SubscriptionApiClient::deploy_key(&c, "old".into())
         .await
         .unwrap();
-    assert_ne!(again.public_key, key.public_key, "a new key for a new tenant");
-    assert_eq!(std::fs::read(&archived).unwrap(), dump_bytes, "the archive stays");
+    assert_ne!(
+        again.public_key, key.public_key,
+        "a new key for a new tenant"
+    );
+    assert_eq!(
+        std::fs::read(&archived).unwrap(),
+        dump_bytes,
+        "the archive stays"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,12 @@ impl Activity {
         if self.busy.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        Some(self.since.lock().unwrap_or_else(|p| p.into_inner()).elapsed())
+        Some(
+            self.since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed(),
+        )
     }
 
     fn begin(self: &Arc<Self>) -> Busy {

@@ -50,10 +50,8 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(
-        TokioIo::new(io),
-        TowerToHyperService::new(service),
-    );
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(stopped, conn);
     tokio::select! {
         res = &mut conn => res,
@@ -76,7 +74,11 @@ fn refuse(stream: UnixStream, uid: u32, open: usize, last_warned: &AtomicU64, st
     let last = last_warned.load(Ordering::Relaxed);
     if now >= last + 10 || last == 0 {
         last_warned.store(now.max(1), Ordering::Relaxed);
-        tracing::warn!(uid, open, "connection refused: the caller's share of api.max_connections is taken");
+        tracing::warn!(
+            uid,
+            open,
+            "connection refused: the caller's share of api.max_connections is taken"
+        );
     } else {
         tracing::debug!(uid, open, "connection refused");
     }

@@ -63,7 +63,9 @@ impl BackupStore for FsBackups {
     ) -> Result<Option<PathBuf>> {
         use std::os::unix::fs::DirBuilderExt;
         let backups = self.root.join(subscription);
-        let has_backups = backups.try_exists().map_err(io(format!("reading {}", backups.display())))?;
+        let has_backups = backups
+            .try_exists()
+            .map_err(io(format!("reading {}", backups.display())))?;
         if !has_backups && records.is_empty() {
             return Ok(None);
         }

@@ -201,7 +201,13 @@ mod tests {
                     deleted += 1;
                     assert!(!admitted, "a stage admitted for a deleted subscription");
                     assert!(
-                        matches!(create, Err(Error::NotFound { what: "subscription", .. })),
+                        matches!(
+                            create,
+                            Err(Error::NotFound {
+                                what: "subscription",
+                                ..
+                            })
+                        ),
                         "{create:?}"
                     );
                 }
