@@ -384,6 +384,9 @@ impl Agent {
 
     /// Made once per subscription; later calls return the same key.
     pub async fn deploy_key(&self, id: &str) -> Result<DeployKey> {
+        // A delete holds admission while it removes the key: no key is made for a
+        // subscription on its way out, to be inherited by the next one of its id.
+        let _admission = self.stages.hold_admission().await;
         let sub = self.subscriptions.get(id)?;
         let public_key = self.stages.deploy_key(sub.id.as_str()).await?;
         Ok(DeployKey {
