@@ -176,4 +176,11 @@ async fn a_batch_above_max_batch_is_refused_whole() {
             .contains("at most 50"),
         "{v}"
     );
+    // The batch of the report: refused at once instead of running for minutes.
+    let started = Instant::now();
+    let (_, text) = http.post(batch(10_000)).await.unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rpc_error(&v).0, -32004);
+    eprintln!("a batch of 10000 refused in {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
