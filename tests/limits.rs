@@ -144,6 +144,12 @@ async fn a_connection_idle_after_its_call_is_closed() {
         waited >= Duration::from_millis(2500) && waited < Duration::from_secs(8),
         "closed after {waited:?}"
     );
+    // The HTTP client of the tests and scripts makes a new connection by itself.
+    let mut http = d.http().await;
+    http.call("agent.info", json!({})).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let v = http.call("agent.info", json!({})).await.unwrap();
+    assert_eq!(v["result"]["api_version"], "1", "{v}");
 }
 
 fn batch(n: usize) -> String {

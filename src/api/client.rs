@@ -84,17 +84,34 @@ impl HttpClient {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("a constant request builds");
-        if self.sender.ready().await.is_err() {
-            // Closed while idle: a new connection, once. Its own failure is the answer.
-            if let Ok(sender) = Self::handshake(&self.socket).await {
-                self.sender = sender;
-            }
-            self.sender.ready().await?;
-        }
-        let resp = self.sender.send_request(req).await?;
+        let resp = match self.send(req).await {
+            Ok(resp) => resp,
+            // Closed while idle, before the request went out: once more on a new connection.
+            Err(mut e) => match e.take_message() {
+                Some(req) => {
+                    if let Ok(sender) = Self::handshake(&self.socket).await {
+                        self.sender = sender;
+                    }
+                    self.send(req).await.map_err(|e| e.into_error())?
+                }
+                None => return Err(e.into_error()),
+            },
+        };
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await?.to_bytes();
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    async fn send(
+        &mut self,
+        req: hyper::Request<Full<Bytes>>,
+    ) -> Result<
+        hyper::Response<hyper::body::Incoming>,
+        hyper::client::conn::TrySendError<hyper::Request<Full<Bytes>>>,
+    > {
+        // `ready` fails on a closed connection; the send below then hands the request back.
+        let _ = self.sender.ready().await;
+        self.sender.try_send_request(req).await
     }
 
     /// Calls a method with named params and returns the whole JSON-RPC response object.
