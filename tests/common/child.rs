@@ -83,8 +83,9 @@ fn still_open(conns: &mut [UnixStream]) -> usize {
     open
 }
 
-/// Opens `n` connections that send nothing; prints how many stay open after 1 s, then again
-/// at `later` after the start.
+/// Opens `n` connections that send nothing; prints how many stay open once the daemon has
+/// accepted or refused them all (the count holds still for 300 ms), then again at `later`
+/// after the start.
 fn hold(socket: &Path, n: usize, later: Duration) {
     let start = Instant::now();
     let mut conns: Vec<UnixStream> = (0..n)
@@ -94,8 +95,14 @@ fn hold(socket: &Path, n: usize, later: Duration) {
         c.set_nonblocking(true).unwrap();
     }
     println!("connected={}", conns.len());
-    std::thread::sleep(Duration::from_secs(1));
-    println!("first_open={}", still_open(&mut conns));
+    let (mut last, mut same) = (usize::MAX, 0);
+    while same < 3 && start.elapsed() < Duration::from_secs(4) {
+        std::thread::sleep(Duration::from_millis(100));
+        let open = still_open(&mut conns);
+        same = if open == last { same + 1 } else { 0 };
+        last = open;
+    }
+    println!("first_open={last}");
     std::thread::sleep(later.saturating_sub(start.elapsed()));
     println!("later_open={}", still_open(&mut conns));
 }
