@@ -1,5 +1,6 @@
 //! The agent's configuration: TOML with every key defaulted, loaded from a file or embedded.
 
+pub mod api;
 pub mod check;
 pub mod profile;
 pub mod types;
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use types::{BodySize, Dur, FileMode, PortRange, SafePath};
 
+pub use api::Api;
 pub use check::{load_file, parse, ConfigError};
 
 pub const DEFAULT_PATH: &str = "/etc/stagelet/stagelet.toml";
@@ -67,24 +69,6 @@ pub enum LogFormat {
 pub struct Access {
     pub admin_groups: Vec<String>,
     pub reader_groups: Vec<String>,
-}
-
-/// Limits of the API socket, read at each connection and call: a SIGHUP applies them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Api {
-    /// Open connections at most, WebSocket ones included.
-    pub max_connections: u32,
-    /// Of `max_connections`, how many only root and admin groups may take.
-    pub admin_reserve: u32,
-    /// Connections one caller outside every access group may hold (each is answered
-    /// `forbidden`).
-    pub stranger_connections: u32,
-    /// A connection with no call under way for this long is closed (WebSocket ones, once
-    /// upgraded, are not: subscriptions are long-lived).
-    pub idle_timeout: Dur,
-    /// Calls in one JSON-RPC batch at most.
-    pub max_batch: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,18 +184,6 @@ impl Default for Access {
     }
 }
 
-impl Default for Api {
-    fn default() -> Self {
-        Api {
-            max_connections: 1024,
-            admin_reserve: 64,
-            stranger_connections: 4,
-            idle_timeout: Dur::secs(10),
-            max_batch: 50,
-        }
-    }
-}
-
 impl Default for Docker {
     fn default() -> Self {
         Docker {
@@ -320,28 +292,6 @@ impl Default for Config {
             backups: Backups::default(),
             profiles: BTreeMap::from([("odoo".to_string(), profile::odoo())]),
         }
-    }
-}
-
-impl Api {
-    fn cross_check(&self) -> Vec<(&'static str, String)> {
-        let mut errs = vec![];
-        if self.max_connections == 0 {
-            errs.push(("max_connections", "must be at least 1".into()));
-        }
-        if self.admin_reserve >= self.max_connections {
-            errs.push((
-                "admin_reserve",
-                "must be below max_connections (readers need room too)".into(),
-            ));
-        }
-        if self.idle_timeout.0.is_zero() {
-            errs.push(("idle_timeout", "must be above 0s".into()));
-        }
-        if self.max_batch == 0 {
-            errs.push(("max_batch", "must be at least 1".into()));
-        }
-        errs
     }
 }
 
