@@ -2,12 +2,16 @@
 
 pub mod addons;
 pub mod backups;
+pub mod child_output;
+pub mod console_roles;
 pub mod container_stats;
 pub mod docker;
 pub mod engine;
 pub mod engine_exec;
 pub mod git;
+pub mod git_file_url;
 pub mod git_submodules;
+pub mod git_tally;
 pub mod host;
 pub mod hostfs;
 pub mod nginx;

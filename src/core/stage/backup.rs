@@ -278,6 +278,7 @@ impl Stages {
                     read_only: true,
                     timeout: Duration::from_secs(30),
                     max_rows: 1,
+                    max_bytes: 1 << 16,
                 },
             )
             .await?;
