@@ -155,6 +155,12 @@ impl StageDirs for NullDirs {
     fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf> {
         Ok(self.root(subscription, name).join("scratch"))
     }
+    fn drop_scratch(&self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn copy_dir(&self, _: (&str, &str), _: (&str, &str), _: &str) -> Result<()> {
+        Ok(())
+    }
     fn lay_out_dir(&self, _: &str, _: &str, _: &str, _: &Path, _: bool) -> Result<()> {
         Ok(())
     }
@@ -250,6 +256,9 @@ impl BackupStore for NoBackups {
         Ok(vec![])
     }
     fn remove(&self, _: &str, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn remove_file(&self, _: &Path) -> Result<()> {
         Ok(())
     }
     fn sha256(&self, _: &Path) -> Result<(u64, String)> {

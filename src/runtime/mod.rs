@@ -20,4 +20,6 @@ pub mod priority;
 pub mod probes;
 pub mod records;
 pub mod sql_console;
+pub mod tenant_fs;
+pub mod tenant_tar;
 pub mod usage;

@@ -97,7 +97,7 @@ impl Stages {
         self.emit(&stage, "deploy", "checkout", commit.hash.clone());
         let scratch = self.deps.dirs.scratch(&sub, &name)?;
         if let Err(e) = self.deps.git.export(&fetch, &commit.hash, &scratch).await {
-            let _ = std::fs::remove_dir_all(&scratch);
+            let _ = self.deps.dirs.drop_scratch(&sub, &name);
             return Err(e);
         }
         self.emit(

@@ -225,6 +225,11 @@ pub trait StageDirs: Send + Sync {
     fn git_cache(&self, subscription: &str, name: &str) -> PathBuf;
     /// A new, empty directory on the same filesystem as the stage's data, for a checkout.
     fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf>;
+    /// Removes the stage's scratch directory, if there is one.
+    fn drop_scratch(&self, subscription: &str, name: &str) -> Result<()>;
+    /// Copies the contents of `dir` of stage `from` into the same, empty, directory of stage
+    /// `to` without following any symlink in it (they are copied as symlinks).
+    fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()>;
     /// Puts the tree at `tree` in the stage's directory `dir` (`addons`, `filestore`), changing
     /// its contents and never the directory itself (it is bind-mounted). With `clear` what the
     /// tree lacks goes; else the tree is laid over what is there. On failure the directory is
@@ -334,6 +339,8 @@ pub trait BackupStore: Send + Sync {
     /// Every backup's manifest bytes, by id.
     fn manifests(&self, subscription: &str, name: &str) -> Result<Vec<(String, Vec<u8>)>>;
     fn remove(&self, subscription: &str, name: &str, id: &str) -> Result<()>;
+    /// Removes one file of a backup; a missing one is no error.
+    fn remove_file(&self, file: &Path) -> Result<()>;
     /// Size and sha256 (hex) of a file.
     fn sha256(&self, file: &Path) -> Result<(u64, String)>;
     /// A tar of `dir`'s contents at `to`.
