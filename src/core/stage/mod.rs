@@ -17,6 +17,7 @@ mod ops;
 pub mod ports;
 mod reconcile;
 mod recover;
+mod retire;
 pub mod scheduler;
 mod stats;
 pub mod transitions;
