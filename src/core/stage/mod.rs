@@ -138,23 +138,44 @@ impl Stages {
         matches.last().map(|s| (*s).clone()).ok_or_else(not_found)
     }
 
+    /// The stage's lock. Locks nobody holds or waits for are dropped on the way, so the map
+    /// holds only stages in use, not every stage ever made.
     fn lock_of(&self, uuid: Uuid) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(uuid)
-            .or_default()
-            .clone()
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map holds it: nobody holds the guard, nobody waits. A later caller makes a
+        // new one, which is the same as the idle old one.
+        locks.retain(|u, l| *u == uuid || Arc::strong_count(l) > 1);
+        locks.entry(uuid).or_default().clone()
+    }
+
+    /// The stage's lock if nobody holds it; `None` when an operation is under way on it.
+    fn try_lock_stage(&self, uuid: Uuid) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.lock_of(uuid).try_lock_owned().ok()
+    }
+
+    /// Puts a record in the registry without persisting it: a reservation made under
+    /// `admission`, persisted after (see create and restore).
+    fn reserve(&self, key: &str, stage: &Stage) {
+        self.write()
+            .insert(stage.uuid, (key.to_string(), stage.clone()));
+    }
+
+    /// Takes back a reservation that could not be persisted.
+    fn unreserve(&self, uuid: Uuid) {
+        self.write().remove(&uuid);
     }
 
     /// Persists a record under its key, then updates the registry.
     async fn save(&self, stage: &Stage) -> Result<()> {
-        let key = self
-            .read()
+        self.save_as(&self.key_of(stage), stage).await
+    }
+
+    /// The key the record is stored under (a retired tombstone keeps its own).
+    fn key_of(&self, stage: &Stage) -> String {
+        self.read()
             .get(&stage.uuid)
             .map(|(k, _)| k.clone())
-            .unwrap_or_else(|| stage.key());
-        self.save_as(&key, stage).await
+            .unwrap_or_else(|| stage.key())
     }
 
     async fn save_as(&self, key: &str, stage: &Stage) -> Result<()> {
@@ -172,9 +193,11 @@ impl Stages {
         Ok(())
     }
 
+    /// Every step an operation announces is also a failpoint, `<operation>.<step>`.
     fn emit(&self, stage: &Stage, operation: &str, step: &str, message: impl Into<String>) {
         self.events
             .send(Event::new(stage, operation, step, message));
+        crate::core::failpoint::hit(&format!("{operation}.{step}"));
     }
 
     pub fn counts(&self) -> BTreeMap<String, usize> {
@@ -292,6 +315,25 @@ mod tests {
     use crate::core::fakes;
     use code_server::{CodeServer, CodeServerState};
     use containers::{APP, DB};
+
+    /// The lock map holds the stages in use, not every stage ever locked.
+    #[tokio::test]
+    async fn idle_locks_are_dropped() {
+        let all: Vec<Stage> = (0..50)
+            .map(|i| fakes::stage("acme", &format!("s{i}"), StageState::Stopped))
+            .collect();
+        let meter = Arc::new(fakes::SlowMeter::default());
+        let stages = Stages::load(fakes::deps(fakes::store_with(&all), meter)).unwrap();
+        let config = Config::default();
+        for s in &all {
+            stages.update(&config, &s.reference(), Default::default()).await.unwrap();
+        }
+        let (held, _) = stages.lock_stage("acme/s0").await.unwrap();
+        stages.update(&config, "acme/s1", Default::default()).await.unwrap();
+        let len = stages.locks.lock().unwrap().len();
+        assert!(len <= 2, "{len} locks kept");
+        drop(held);
+    }
 
     #[test]
     fn drift_follows_the_stage_and_its_code_server() {

@@ -203,6 +203,10 @@ impl Stages {
     /// The background pass: stale stages one at a time, at idle priority.
     pub async fn measure_stale(&self, config: &Config, now: Timestamp) {
         for uuid in stale(&self.all(), config.usage.interval.0, now) {
+            // A stage an operation holds waits for a later pass rather than hold up the others.
+            if self.try_lock_stage(uuid).is_none() {
+                continue;
+            }
             match self
                 .measure(config, &uuid.to_string(), MeasurePriority::Background)
                 .await
