@@ -316,6 +316,59 @@ mod tests {
     use code_server::{CodeServer, CodeServerState};
     use containers::{APP, DB};
 
+    /// Admission holds the checks only: the engine is asked before it is taken, the record
+    /// written after it is let go.
+    #[tokio::test]
+    async fn admission_calls_no_engine_and_writes_no_record() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let store = fakes::store_with(&[]);
+        let engine = Arc::new(fakes::GatedEngine::default());
+        let mut deps = fakes::deps(store.clone(), Arc::new(fakes::SlowMeter::default()));
+        deps.engine = engine.clone();
+        let stages = Arc::new(Stages::load(deps).unwrap());
+        let written_under_admission = Arc::new(AtomicBool::new(false));
+        let (weak, flag) = (Arc::downgrade(&stages), written_under_admission.clone());
+        *store.on_put.lock().unwrap() = Some(Box::new(move || {
+            if weak.upgrade().is_some_and(|s| s.admission.try_lock().is_err()) {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }));
+        let now = crate::core::time::now();
+        let sub = crate::core::subscription::Subscription {
+            schema_version: 1,
+            id: crate::core::names::SubscriptionId::parse("acme").unwrap(),
+            stage_limit: 5,
+            storage_limit_mb: None,
+            profile: "odoo".into(),
+            settings: Default::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        let req = NewStage {
+            name: "qa".into(),
+            stage_type: "qa".into(),
+            domain: "qa.acme.example.com".into(),
+            ..Default::default()
+        };
+        let creating = tokio::spawn({
+            let stages = stages.clone();
+            async move { stages.create(&Config::default(), &sub, req).await }
+        });
+        engine.reached.notified().await;
+        assert!(
+            stages.admission.try_lock().is_ok(),
+            "the engine was asked under admission"
+        );
+        engine.release.notify_one();
+        // The fake engine has no db container to reach: the create rolls back, after admission.
+        let _ = creating.await.unwrap();
+        assert!(stages.find("acme/qa").is_ok(), "the record was written");
+        assert!(
+            !written_under_admission.load(Ordering::SeqCst),
+            "a record was written under admission"
+        );
+    }
+
     /// The lock map holds the stages in use, not every stage ever locked.
     #[tokio::test]
     async fn idle_locks_are_dropped() {
