@@ -41,7 +41,10 @@ impl Hooks {
                 "STAGELET_FAILPOINT_PAUSE".into(),
                 self.pause.display().to_string(),
             ),
-            ("STAGELET_TEST_CLOCK".into(), self.clock.display().to_string()),
+            (
+                "STAGELET_TEST_CLOCK".into(),
+                self.clock.display().to_string(),
+            ),
         ]
     }
 
@@ -172,7 +175,12 @@ fn strays(env: &StageEnv, name: &str) -> Vec<String> {
 
 /// Cancels `name` and checks nothing of it is left in the engine, on disk or in nginx.
 async fn cancel_clean(env: &StageEnv, name: &str) {
-    let s = ok(env, "stage.cancel", json!({"stage": format!("acme/{name}")})).await;
+    let s = ok(
+        env,
+        "stage.cancel",
+        json!({"stage": format!("acme/{name}")}),
+    )
+    .await;
     assert_eq!(s["state"], "cancelled", "{s}");
     for role in ["app", "db", "init", "code_server"] {
         let c = env.container("acme", name, role);
@@ -287,7 +295,11 @@ async fn a_client_cut_off_during_restore_backup_leaves_it_whole() {
         cut_off_at(&env, &hooks, &point, "stage.restore_backup", params).await;
         let s = idle(&env, "acme/qa").await;
         assert_eq!(s["state"], "stopped", "{point}: {s}");
-        assert_eq!(running(&env, "qa", "db"), "false", "{point}: db left running");
+        assert_eq!(
+            running(&env, "qa", "db"),
+            "false",
+            "{point}: db left running"
+        );
         assert_eq!(strays(&env, "qa"), Vec::<String>::new(), "{point}");
         ok(&env, "stage.start", json!({"stage": "acme/qa"})).await;
         assert_eq!(
@@ -358,7 +370,14 @@ async fn a_client_cut_off_during_codeserver_create_leaves_it_running() {
     };
     ok(&env, "stage.create", create_params("qa", None)).await;
     let params = json!({"stage": "acme/qa", "domain": "code-qa.acme.example.com"});
-    cut_off_at(&env, &hooks, "codeserver.create.recorded", "codeserver.create", params).await;
+    cut_off_at(
+        &env,
+        &hooks,
+        "codeserver.create.recorded",
+        "codeserver.create",
+        params,
+    )
+    .await;
     let s = idle(&env, "acme/qa").await;
     assert_eq!(s["code_server"]["state"], "running", "{s}");
     assert_eq!(running(&env, "qa", "code_server"), "true");
@@ -444,9 +463,12 @@ async fn an_expiry_racing_an_end_date_extension_keeps_the_stage_running() {
         let mut h = stagelet::api::client::HttpClient::connect(&socket)
             .await
             .unwrap();
-        h.call("stage.update", json!({"stage": "acme/qa", "end_date": later}))
-            .await
-            .unwrap()
+        h.call(
+            "stage.update",
+            json!({"stage": "acme/qa", "end_date": later}),
+        )
+        .await
+        .unwrap()
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Two hours on: by the record as it still is, the stage is past its end.
@@ -460,5 +482,30 @@ async fn an_expiry_racing_an_end_date_extension_keeps_the_stage_running() {
     let s = idle(&env, "acme/qa").await;
     assert_eq!(s["state"], "running", "{s}");
     assert!(s["stop_reason"].is_null(), "{s}");
+    assert_eq!(running(&env, "qa", "app"), "true");
+}
+
+/// SIGTERM while a create whose client hung up is under way: the daemon lets it finish
+/// (within `shutdown_timeout`, 5 s here) before it exits.
+#[tokio::test]
+async fn shutdown_lets_an_operation_whose_client_left_finish() {
+    let test = "shutdown_lets_an_operation_whose_client_left_finish";
+    let Some((mut env, hooks)) = start(test, "").await else {
+        return;
+    };
+    cut_off_at(
+        &env,
+        &hooks,
+        "create.app",
+        "stage.create",
+        create_params("qa", None),
+    )
+    .await;
+    env.daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = env.daemon.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}\n{}", env.daemon.log());
+    let record = env.daemon.state_dir().join("stages/acme--qa.json");
+    let record: Value = serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    assert_eq!(record["state"], "running", "{}", env.daemon.log());
     assert_eq!(running(&env, "qa", "app"), "true");
 }

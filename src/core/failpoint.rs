@@ -11,10 +11,8 @@ pub fn hit(name: &str) {
     {
         if std::env::var("STAGELET_FAILPOINT").as_deref() == Ok(name) {
             tracing::warn!(failpoint = name, "failpoint: killing the daemon");
-            let _ = nix::sys::signal::kill(
-                nix::unistd::getpid(),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ =
+                nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
         }
         if let Some(pause) = pause_of(name) {
             tracing::warn!(failpoint = name, ?pause, "failpoint: pausing");

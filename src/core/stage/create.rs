@@ -147,9 +147,9 @@ impl Stages {
                 git: Default::default(),
             };
             // Locked before it is visible, so the scheduler and reconcile leave it alone.
-            let guard = self
-                .try_lock_stage(stage.uuid)
-                .ok_or_else(|| Error::internal("admitting a stage", "a new stage's lock is held"))?;
+            let guard = self.try_lock_stage(stage.uuid).ok_or_else(|| {
+                Error::internal("admitting a stage", "a new stage's lock is held")
+            })?;
             self.reserve(&stage.key(), &stage);
             (stage, guard)
         };
@@ -184,7 +184,13 @@ impl Stages {
     /// record knowing: asked before admission, then [`choose_port`](Self::choose_port) skips
     /// them along with the records' ports and what the host uses.
     pub(super) async fn engine_ports(&self) -> Result<HashSet<u16>> {
-        Ok(self.deps.engine.published_ports().await?.into_iter().collect())
+        Ok(self
+            .deps
+            .engine
+            .published_ports()
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// An HTTP port free of the records, the engine's ports and the host.

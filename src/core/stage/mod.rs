@@ -329,7 +329,10 @@ mod tests {
         let written_under_admission = Arc::new(AtomicBool::new(false));
         let (weak, flag) = (Arc::downgrade(&stages), written_under_admission.clone());
         *store.on_put.lock().unwrap() = Some(Box::new(move || {
-            if weak.upgrade().is_some_and(|s| s.admission.try_lock().is_err()) {
+            if weak
+                .upgrade()
+                .is_some_and(|s| s.admission.try_lock().is_err())
+            {
                 flag.store(true, Ordering::SeqCst);
             }
         }));
@@ -379,10 +382,16 @@ mod tests {
         let stages = Stages::load(fakes::deps(fakes::store_with(&all), meter)).unwrap();
         let config = Config::default();
         for s in &all {
-            stages.update(&config, &s.reference(), Default::default()).await.unwrap();
+            stages
+                .update(&config, &s.reference(), Default::default())
+                .await
+                .unwrap();
         }
         let (held, _) = stages.lock_stage("acme/s0").await.unwrap();
-        stages.update(&config, "acme/s1", Default::default()).await.unwrap();
+        stages
+            .update(&config, "acme/s1", Default::default())
+            .await
+            .unwrap();
         let len = stages.locks.lock().unwrap().len();
         assert!(len <= 2, "{len} locks kept");
         drop(held);

@@ -76,7 +76,10 @@ mod tests {
             .expect("reconcile does not wait for a busy stage")
             .unwrap();
         assert_eq!(stages.find("acme/new").unwrap().state, StageState::Build);
-        assert_eq!(stages.find("acme/old").unwrap().state, StageState::Cancelled);
+        assert_eq!(
+            stages.find("acme/old").unwrap().state,
+            StageState::Cancelled
+        );
         // The create finishes and lets go; reconcile runs again and finds nothing to undo.
         stage.apply(Operation::Create).unwrap();
         stage.step = None;
