@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine as root: installs what is missing, starts
 # dockerd when no engine answers, builds the local test images, then runs fmt, clippy and every
-# test with the engine required.
+# test with the engine required, then checks that the tests left nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,4 +60,12 @@ echo "== packages: build, lint, install, remove, purge"
 ./packaging/check.sh
 
 echo "== cargo test"
-STAGELET_TEST_REQUIRE_ENGINE=1 cargo test "$@"
+since=$(date +%s)
+status=0
+STAGELET_TEST_REQUIRE_ENGINE=1 cargo test "$@" || status=$?
+
+# Whatever the tests' outcome: nothing they started may still run (processes, containers,
+# networks); only what appeared during this run counts.
+echo "== leftovers"
+scripts/leftovers.sh --since "$since" || status=1
+exit $status

@@ -3,64 +3,10 @@
 
 mod common;
 
-use common::nginx::{self_signed, Backend, TestNginx};
-use stagelet::config::Config;
+use common::nginx::{not_a_certificate, self_signed, setup, site, Backend};
 use stagelet::core::names::{Domain, StageName, SubscriptionId};
 use stagelet::core::site::{CodeServerSite, ProxySites, SiteSpec, SiteState};
 use stagelet::core::ErrorKind;
-use stagelet::runtime::nginx::NginxSites;
-use std::os::unix::fs::PermissionsExt;
-use std::sync::{Arc, RwLock};
-
-/// Fields drop in order: nginx stops before its directory goes.
-struct Setup {
-    nginx: TestNginx,
-    config: Arc<RwLock<Arc<Config>>>,
-    sites: Arc<NginxSites>,
-    dir: tempfile::TempDir,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    // nginx workers run as nobody and read the sites from here.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let base = common::ports(2);
-    let nginx = TestNginx::start(dir.path(), base, base + 1);
-    let mut config = Config::default();
-    nginx.apply_to(&mut config);
-    let config = Arc::new(RwLock::new(Arc::new(config)));
-    let shared = config.clone();
-    let sites = NginxSites::start(Arc::new(move || shared.read().unwrap().clone()));
-    Setup {
-        dir,
-        nginx,
-        config,
-        sites,
-    }
-}
-
-impl Setup {
-    fn set_config(&self, f: impl FnOnce(&mut Config)) {
-        let mut c = (**self.config.read().unwrap()).clone();
-        f(&mut c);
-        *self.config.write().unwrap() = Arc::new(c);
-    }
-
-    fn file(&self, sub: &str, name: &str) -> std::path::PathBuf {
-        self.nginx.sites_dir.join(format!("{sub}--{name}.conf"))
-    }
-}
-
-fn site(sub: &str, name: &str, domain: &str, state: SiteState, port: u16) -> SiteSpec {
-    SiteSpec {
-        subscription: SubscriptionId::parse(sub).unwrap(),
-        name: StageName::parse(name).unwrap(),
-        domain: Domain::parse(domain).unwrap(),
-        state,
-        http_port: port,
-        code_server: None,
-    }
-}
 
 #[tokio::test]
 async fn routes_by_host_and_serves_stopped_and_terminated_pages() {
@@ -221,10 +167,14 @@ async fn a_failing_change_leaves_the_old_config_serving_and_names_the_stage() {
     s.sites.apply(good.clone()).await.unwrap();
     let before = std::fs::read_to_string(s.file("acme", "prod")).unwrap();
     let reloads = s.sites.reloads();
-    // A certificate path that does not exist: nginx -t fails.
+    // Certificates that look like PEM but are not: the agent's check passes, nginx -t fails.
+    let certs = s.dir.path().join("certs");
+    for domain in ["www.acme.example.com", "qa.beta.example.com"] {
+        not_a_certificate(&certs, domain);
+    }
     s.set_config(|c| {
-        c.nginx.tls_certificate = "/nonexistent/{domain}.pem".into();
-        c.nginx.tls_certificate_key = "/nonexistent/{domain}.key".into();
+        c.nginx.tls_certificate = format!("{}/{{domain}}.pem", certs.display());
+        c.nginx.tls_certificate_key = format!("{}/{{domain}}.key", certs.display());
     });
     let err = s
         .sites
@@ -237,7 +187,7 @@ async fn a_failing_change_leaves_the_old_config_serving_and_names_the_stage() {
     assert_eq!(err.kind(), ErrorKind::Nginx);
     let msg = err.to_string();
     assert!(
-        msg.contains("acme/prod") && msg.contains("/nonexistent/www.acme.example.com.pem"),
+        msg.contains("acme/prod") && msg.contains("/www.acme.example.com.pem"),
         "{msg}"
     );
     let err = s
@@ -273,14 +223,16 @@ async fn one_bad_site_in_a_burst_fails_alone() {
     for i in 0..4 {
         cas.push(self_signed(&certs, &format!("s{i}.example.com")));
     }
-    // s4 has no certificate yet (think: not issued): only its change may fail.
+    // s4's certificate is not one: only its change may fail. s5 has none yet (think: not
+    // issued): it is served over plain HTTP.
+    not_a_certificate(&certs, "s4.example.com");
     s.set_config(|c| {
         c.nginx.tls_certificate = format!("{}/{{domain}}.pem", certs.display());
         c.nginx.tls_certificate_key = format!("{}/{{domain}}.key", certs.display());
     });
     let backend = Backend::start(s.dir.path(), common::ports(1), "ok\n");
     let mut tasks = vec![];
-    for i in 0..5 {
+    for i in 0..6 {
         let sites = s.sites.clone();
         let spec = site(
             "acme",
@@ -308,6 +260,8 @@ async fn one_bad_site_in_a_burst_fails_alone() {
         "{err}"
     );
     assert!(!s.file("acme", "s4").exists());
+    results[5].as_ref().unwrap();
+    assert_eq!(s.nginx.get("s5.example.com", "/"), (200, "ok\n".into()));
     assert!(s.sites.reloads() <= 2, "{} reloads", s.sites.reloads());
 }
 
@@ -345,6 +299,17 @@ async fn a_broken_foreign_file_blocks_changes_but_takes_nothing_down() {
     assert!(err.to_string().contains("zz-broken.conf"), "{err}");
     assert!(!s.file("acme", "s1").exists());
     assert_eq!(s.nginx.get("s0.example.com", "/").0, 200);
+    // The file is not stagelet's: it is left where it is.
+    assert!(s.nginx.sites_dir.join("zz-broken.conf").exists());
+    // A removal is not blocked by it: the site's file goes (nginx drops it at its next reload).
+    s.sites
+        .remove(
+            SubscriptionId::parse("acme").unwrap(),
+            StageName::parse("s0").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(!s.file("acme", "s0").exists());
 }
 
 #[tokio::test]

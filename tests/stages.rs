@@ -309,8 +309,14 @@ async fn a_missing_image_rolls_everything_back() {
 
 #[tokio::test]
 async fn an_nginx_failure_rolls_everything_back() {
-    let tls = "[nginx]\ntls_certificate = \"/nonexistent/{domain}.pem\"\ntls_certificate_key = \"/nonexistent/{domain}.key\"\n";
-    let Some(env) = env("an_nginx_failure_rolls_everything_back", tls).await else {
+    // A certificate nginx refuses (a missing one would be served over plain HTTP instead).
+    let certs = tempfile::tempdir().unwrap();
+    common::nginx::not_a_certificate(certs.path(), "qa.acme.example.com");
+    let tls = format!(
+        "[nginx]\ntls_certificate = \"{0}/{{domain}}.pem\"\ntls_certificate_key = \"{0}/{{domain}}.key\"\n",
+        certs.path().display()
+    );
+    let Some(env) = env("an_nginx_failure_rolls_everything_back", &tls).await else {
         return;
     };
     let mut http = env.daemon.http().await;
@@ -328,7 +334,7 @@ async fn an_nginx_failure_rolls_everything_back() {
     assert_eq!(code, -32011, "{resp}");
     let msg = resp["error"]["message"].as_str().unwrap();
     assert!(
-        msg.contains("acme/qa") && msg.contains("/nonexistent/qa.acme.example.com.pem"),
+        msg.contains("acme/qa") && msg.contains("/qa.acme.example.com.pem"),
         "{msg}"
     );
     nothing_left(&env, "acme", "qa");

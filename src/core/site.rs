@@ -3,9 +3,11 @@
 
 use super::names::{Domain, StageName, SubscriptionId};
 use super::Result;
+use serde::{Deserialize, Serialize};
 
 /// What a stage's domain answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SiteState {
     /// Proxies to the app's published port.
     Running,
@@ -16,14 +18,16 @@ pub enum SiteState {
 }
 
 /// The code server's own server block in the stage's file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeServerSite {
     pub domain: Domain,
     pub port: u16,
     pub running: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialized into the site's own file, so the proxy can re-render it on its own (without TLS
+/// when nginx refuses its certificate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteSpec {
     pub subscription: SubscriptionId,
     pub name: StageName,
@@ -44,8 +48,10 @@ impl SiteSpec {
     }
 }
 
-/// Makes the proxy serve a site as specified, or stop serving it. Each call returns once the
-/// change is live, or fails with `Error::Nginx` and the previous configuration still serving.
+/// Makes the proxy serve a site as specified, or stop serving it. `apply` returns once the
+/// change is live, or fails with `Error::Nginx` and the previous configuration still serving;
+/// it fails only for the site's own fault, never because another site is broken. `remove`
+/// fails only when the site's file cannot be deleted.
 #[async_trait::async_trait]
 pub trait ProxySites: Send + Sync {
     async fn apply(&self, site: SiteSpec) -> Result<()>;

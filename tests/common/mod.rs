@@ -298,7 +298,9 @@ mounts = { addons = "/home/coder/project" }
 env = { APP_PORT = "8080", APP_ID = "code-{subscription}-{stage}" }
 "#;
 
-/// A daemon with the test profile and its own nginx master.
+/// A daemon with the test profile and its own nginx master. The daemon drops first (no more
+/// changes), taking the directory with it; the nginx master is stopped by its process handle,
+/// not by the pid file that was in that directory.
 pub struct StageEnv {
     pub daemon: Daemon,
     pub nginx: nginx::TestNginx,

@@ -1,8 +1,16 @@
 //! A private nginx master for one test: its own prefix, config, pid file and loopback ports.
+//! The master runs in the foreground as this process's child, so stopping it needs no file:
+//! the test's directory may already be gone when it drops.
 
+use stagelet::config::Config;
+use stagelet::core::names::{Domain, StageName, SubscriptionId};
+use stagelet::core::site::{SiteSpec, SiteState};
 use stagelet::runtime::nginx::control::alive;
+use stagelet::runtime::nginx::NginxSites;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub struct TestNginx {
     pub prefix: PathBuf,
@@ -11,6 +19,7 @@ pub struct TestNginx {
     pub pid_file: PathBuf,
     pub http_port: u16,
     pub https_port: u16,
+    child: Mutex<Option<Child>>,
 }
 
 impl TestNginx {
@@ -30,6 +39,7 @@ impl TestNginx {
             pid_file,
             http_port,
             https_port,
+            child: Mutex::new(None),
         };
         std::fs::write(n.prefix.join("stagelet.conf"), n.snippet()).unwrap();
         let p = n.prefix.display();
@@ -43,14 +53,31 @@ impl TestNginx {
             ),
         )
         .unwrap();
-        let out = n.nginx(&[]).output().unwrap();
-        assert!(out.status.success(), "nginx did not start: {out:?}");
-        // The master daemonizes; it is up once its pid file names a live process.
+        let stderr = std::fs::File::create(n.prefix.join("logs/stderr.log")).unwrap();
+        let child = n
+            .nginx(&["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("nginx starts");
+        let pid = child.id() as i32;
+        *n.child.lock().unwrap() = Some(child);
+        // Up once its pid file names it (it writes the file after binding its ports).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while n.master().is_none() {
+        while n.master() != Some(pid) {
+            let exited = n
+                .child
+                .lock()
+                .unwrap()
+                .as_mut()
+                .unwrap()
+                .try_wait()
+                .unwrap();
             assert!(
-                std::time::Instant::now() < deadline,
-                "no nginx master: {}",
+                exited.is_none() && std::time::Instant::now() < deadline,
+                "no nginx master ({exited:?}): {}{}",
+                std::fs::read_to_string(n.prefix.join("logs/stderr.log")).unwrap_or_default(),
                 n.error_log()
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -74,7 +101,7 @@ impl TestNginx {
         let sites =
             stagelet::config::types::SafePath::try_from(self.sites_dir.display().to_string())
                 .unwrap();
-        stagelet::runtime::nginx::render::snippet(&opts, &sites)
+        stagelet::runtime::nginx::snippet::snippet(&opts, &sites)
     }
 
     /// Points a configuration's `[nginx]` at this master.
@@ -160,19 +187,20 @@ impl TestNginx {
         ])
     }
 
-    /// Stops the master and waits until it is gone.
+    /// Stops the master (it stops its workers) and reaps it.
     pub fn stop(&self) {
-        let Some(pid) = self.master() else { return };
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        let Some(mut child) = self.child.lock().unwrap().take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while alive(pid) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx master {pid} did not stop"
-            );
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nginx master {pid} did not stop on SIGTERM");
+            }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
@@ -249,5 +277,69 @@ impl Drop for Backend {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The proxy layer on its own (no daemon) against a private nginx master. Fields drop in
+/// order: nginx stops before its directory goes.
+pub struct Setup {
+    pub nginx: TestNginx,
+    pub config: Arc<RwLock<Arc<Config>>>,
+    pub sites: Arc<NginxSites>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    // nginx workers run as nobody and read the sites from here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let base = super::ports(2);
+    let nginx = TestNginx::start(dir.path(), base, base + 1);
+    let mut config = Config::default();
+    nginx.apply_to(&mut config);
+    let config = Arc::new(RwLock::new(Arc::new(config)));
+    let shared = config.clone();
+    let sites = NginxSites::start(Arc::new(move || shared.read().unwrap().clone()));
+    Setup {
+        dir,
+        nginx,
+        config,
+        sites,
+    }
+}
+
+impl Setup {
+    pub fn set_config(&self, f: impl FnOnce(&mut Config)) {
+        let mut c = (**self.config.read().unwrap()).clone();
+        f(&mut c);
+        *self.config.write().unwrap() = Arc::new(c);
+    }
+
+    pub fn file(&self, sub: &str, name: &str) -> std::path::PathBuf {
+        self.nginx.sites_dir.join(format!("{sub}--{name}.conf"))
+    }
+}
+
+/// A certificate and key for `domain` that look like PEM files and that nginx refuses.
+pub fn not_a_certificate(dir: &std::path::Path, domain: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    for ext in ["pem", "key"] {
+        std::fs::write(
+            dir.join(format!("{domain}.{ext}")),
+            "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+    }
+}
+
+/// A site with no code server.
+pub fn site(sub: &str, name: &str, domain: &str, state: SiteState, port: u16) -> SiteSpec {
+    SiteSpec {
+        subscription: SubscriptionId::parse(sub).unwrap(),
+        name: StageName::parse(name).unwrap(),
+        domain: Domain::parse(domain).unwrap(),
+        state,
+        http_port: port,
+        code_server: None,
     }
 }

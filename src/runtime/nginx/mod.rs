@@ -1,10 +1,13 @@
 //! nginx virtual hosts: one file per stage in `nginx.sites_dir`, applied as a transaction
 //! (write, test, rename, reload, check), with bursts of changes coalesced into one test and one
-//! reload. One bad site never takes the others down: it is put back and only its caller fails.
+//! reload. One bad site never blocks the others: only its own change fails (see `batch`).
 
+mod batch;
 pub mod control;
 pub mod files;
+mod isolate;
 pub mod render;
+pub mod snippet;
 
 use crate::config::Config;
 use crate::core::names::{StageName, SubscriptionId};
@@ -13,7 +16,6 @@ use crate::core::{Error, Result};
 use control::Control;
 use render::RenderOptions;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +31,8 @@ type Reply = oneshot::Sender<Result<(), String>>;
 
 struct Change {
     key: String,
-    content: Option<String>,
+    /// `None`: remove the site.
+    spec: Option<SiteSpec>,
     reply: Reply,
 }
 
@@ -57,11 +60,11 @@ impl NginxSites {
         self.reloads.load(Ordering::SeqCst)
     }
 
-    async fn submit(&self, key: String, content: Option<String>) -> Result<()> {
+    async fn submit(&self, key: String, spec: Option<SiteSpec>) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         let change = Change {
             key: key.clone(),
-            content,
+            spec,
             reply,
         };
         self.tx
@@ -82,13 +85,10 @@ impl NginxSites {
 #[async_trait::async_trait]
 impl ProxySites for NginxSites {
     async fn apply(&self, site: SiteSpec) -> Result<()> {
-        let config = (self.config)();
-        if !config.nginx.enabled {
+        if !(self.config)().nginx.enabled {
             return Ok(());
         }
-        let text = render::render(&site, &RenderOptions::from_config(&config))
-            .map_err(|e| Error::Nginx(format!("stage {}/{}: {e}", site.subscription, site.name)))?;
-        self.submit(site.key(), Some(text)).await
+        self.submit(site.key(), Some(site)).await
     }
 
     async fn remove(&self, subscription: SubscriptionId, name: StageName) -> Result<()> {
@@ -115,91 +115,30 @@ async fn worker(mut rx: mpsc::Receiver<Change>, config: ConfigFn, reloads: Arc<A
             reload_timeout: config.nginx.reload_timeout.0,
         };
         // The last change to a key wins; every caller of that key gets its result.
-        let mut by_key: BTreeMap<String, (Option<String>, Vec<Reply>)> = BTreeMap::new();
+        let mut by_key: BTreeMap<String, (Option<SiteSpec>, Vec<Reply>)> = BTreeMap::new();
         for c in batch {
             let entry = by_key.entry(c.key).or_default();
-            entry.0 = c.content;
+            entry.0 = c.spec;
             entry.1.push(c.reply);
         }
-        let changes: Vec<(String, Option<String>)> = by_key
+        let changes: Vec<(String, Option<SiteSpec>)> = by_key
             .iter()
             .map(|(k, (c, _))| (k.clone(), c.clone()))
             .collect();
-        let counter = reloads.clone();
-        let results =
-            tokio::task::spawn_blocking(move || apply_batch(&dir, &control, changes, &counter))
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let opts = RenderOptions::from_config(&config);
+        let (results, reloaded) = tokio::task::spawn_blocking(move || {
+            files::recover(&dir);
+            batch::apply(&dir, &control, &opts, changes)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        if reloaded {
+            reloads.fetch_add(1, Ordering::SeqCst);
+        }
         for ((_, (_, replies)), result) in by_key.into_iter().zip(results) {
             for reply in replies {
                 let _ = reply.send(result.clone());
             }
         }
     }
-}
-
-/// Applies changes with one test and one reload when all are good; otherwise finds the bad ones
-/// one by one, puts them back, and reloads once for the rest.
-fn apply_batch(
-    dir: &Path,
-    control: &Control,
-    changes: Vec<(String, Option<String>)>,
-    reloads: &AtomicU64,
-) -> Vec<Result<(), String>> {
-    let mut results: Vec<Result<(), String>> = vec![Ok(()); changes.len()];
-    let mut placed = vec![];
-    for (i, (key, content)) in changes.iter().enumerate() {
-        match files::place(dir, key, content.as_deref()) {
-            Ok(p) => placed.push((i, p)),
-            Err(e) => results[i] = Err(format!("cannot write {}/{key}.conf: {e}", dir.display())),
-        }
-    }
-    if placed.is_empty() {
-        return results;
-    }
-    if let Err(msg) = control.test() {
-        for (_, p) in placed.drain(..) {
-            p.restore();
-        }
-        // One at a time, keeping the good ones in place, so each caller learns its own fate.
-        for (i, (key, content)) in changes.iter().enumerate() {
-            if results[i].is_err() {
-                continue;
-            }
-            if changes.len() == 1 {
-                results[i] = Err(msg.clone());
-                continue;
-            }
-            match files::place(dir, key, content.as_deref()) {
-                Ok(p) => match control.test() {
-                    Ok(()) => placed.push((i, p)),
-                    Err(msg) => {
-                        p.restore();
-                        results[i] = Err(msg);
-                    }
-                },
-                Err(e) => {
-                    results[i] = Err(format!("cannot write {}/{key}.conf: {e}", dir.display()))
-                }
-            }
-        }
-        if placed.is_empty() {
-            return results;
-        }
-    }
-    match control.reload() {
-        Ok(()) => {
-            reloads.fetch_add(1, Ordering::SeqCst);
-            for (_, p) in placed {
-                p.commit();
-            }
-        }
-        Err(msg) => {
-            for (i, p) in placed {
-                p.restore();
-                results[i] = Err(msg.clone());
-            }
-        }
-    }
-    results
 }

@@ -1,11 +1,46 @@
-//! Rendering a stage's nginx file: pure functions of the site and the nginx settings. Every
-//! value written comes from a validated type (domain, port, IP, safe path, size), so no client
-//! string can reach the file as it is.
+//! Rendering a stage's nginx file: pure functions of the site, the nginx settings and whether
+//! each domain's certificate can be used. Every value written comes from a validated type
+//! (domain, port, IP, safe path, size), so no client string can reach the file as it is.
 
 use crate::config::types::{BodySize, SafePath};
 use crate::core::site::{CodeServerSite, SiteSpec, SiteState};
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::path::Path;
+
+/// Whether a certificate or key file can be used; `Err(why)` serves its domain over plain HTTP.
+pub type TlsCheck<'a> = &'a dyn Fn(&Path) -> Result<(), String>;
+
+/// A check that takes every certificate as usable (for rendering without a file system).
+pub fn any_tls(_: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// The second line of every site file: the spec it was rendered from, as JSON, so the agent can
+/// render it again on its own. Its first line marks the file as stagelet's.
+const SPEC_LINE: &str = "# stagelet-site: ";
+const MANAGED_LINE: &str = "# Managed by stagelet for stage ";
+
+/// A rendered file, and the domains served without TLS although TLS is configured (with why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    pub plain: Vec<(String, String)>,
+}
+
+/// Whether stagelet wrote this file (it never touches others).
+pub fn is_managed(text: &str) -> bool {
+    text.starts_with(MANAGED_LINE)
+}
+
+/// The spec a site file was rendered from; `None` for files that carry none.
+pub fn spec_of(text: &str) -> Option<SiteSpec> {
+    let json = text
+        .lines()
+        .take(2)
+        .find_map(|l| l.strip_prefix(SPEC_LINE))?;
+    serde_json::from_str(json).ok()
+}
 
 /// The nginx settings rendering needs, checked when the configuration was loaded.
 #[derive(Debug, Clone)]
@@ -35,7 +70,7 @@ impl RenderOptions {
         }
     }
 
-    fn listen(&self, port: u16) -> String {
+    pub(super) fn listen(&self, port: u16) -> String {
         match self.listen_address {
             None => port.to_string(),
             Some(IpAddr::V4(a)) => format!("{a}:{port}"),
@@ -64,70 +99,29 @@ enum Body<'a> {
     },
 }
 
-/// The include snippet: the WebSocket map, the TLS session cache, a catch-all default server
-/// that answers 444 to unknown hosts, and the include of `sites_dir`.
-pub fn snippet(opts: &RenderOptions, sites_dir: &SafePath) -> String {
-    let mut out = String::from(
-        "# stagelet: include this file from the http block of nginx.conf.\n\
-         # Debian: it is installed as /etc/nginx/conf.d/stagelet.conf; remove\n\
-         # /etc/nginx/sites-enabled/default, whose default_server would clash with the one below.\n\n",
-    );
-    lines(
-        &mut out,
-        0,
-        &["map $http_upgrade $stagelet_connection_upgrade {"],
-    );
-    lines(&mut out, 1, &["default upgrade;", "'' close;"]);
-    lines(
-        &mut out,
-        0,
-        &[
-            "}",
-            "",
-            "server_tokens off;",
-            "ssl_session_cache shared:stagelet_tls:10m;",
-            SSL_PROTOCOLS,
-            SSL_CIPHERS,
-            "",
-        ],
-    );
-    lines(
-        &mut out,
-        0,
-        &[
-            "# Unknown Host names must not reach the first stage's server: close them.",
-            "server {",
-        ],
-    );
-    let http = format!("listen {} default_server;", opts.listen(opts.listen_http));
-    let https = format!(
-        "listen {} ssl default_server;",
-        opts.listen(opts.listen_https)
-    );
-    lines(
-        &mut out,
-        1,
-        &[
-            &http,
-            &https,
-            "server_name _;",
-            "ssl_reject_handshake on;",
-            "access_log off;",
-            "return 444;",
-        ],
-    );
-    let include = format!("include {}/*.conf;", sites_dir.as_str());
-    lines(&mut out, 0, &["}", "", &include]);
-    out
+/// What one render writes to and learns.
+struct Out<'a> {
+    text: String,
+    plain: Vec<(String, String)>,
+    opts: &'a RenderOptions,
+    check: TlsCheck<'a>,
 }
 
-/// The whole file for a stage: its own server block(s), then the code server's.
-pub fn render(site: &SiteSpec, opts: &RenderOptions) -> Result<String, String> {
+/// The whole file for a stage: its own server block(s), then the code server's. A domain whose
+/// certificate or key fails `check` is served over plain HTTP.
+pub fn render(site: &SiteSpec, opts: &RenderOptions, check: TlsCheck) -> Result<Rendered, String> {
     let key = site.key();
-    let mut out = format!(
-        "# Managed by stagelet for stage {}/{}. Do not edit: it is rewritten on every change.\n",
-        site.subscription, site.name
-    );
+    // Every field is a validated type: the JSON holds no newline and nothing nginx would parse.
+    let spec = serde_json::to_string(site).map_err(|e| e.to_string())?;
+    let mut out = Out {
+        text: format!(
+            "{MANAGED_LINE}{}/{}. Do not edit: it is rewritten on every change.\n{SPEC_LINE}{spec}\n",
+            site.subscription, site.name
+        ),
+        plain: vec![],
+        opts,
+        check,
+    };
     let body = match site.state {
         SiteState::Running => Body::Proxy {
             port: site.http_port,
@@ -144,19 +138,17 @@ pub fn render(site: &SiteSpec, opts: &RenderOptions) -> Result<String, String> {
             text: "has been terminated and is no longer served.",
         },
     };
-    server(&mut out, site.domain.as_str(), &key, &body, opts)?;
+    server(&mut out, site.domain.as_str(), &key, &body)?;
     if let Some(cs) = &site.code_server {
-        code_server(&mut out, cs, &key, opts)?;
+        code_server(&mut out, cs, &key)?;
     }
-    Ok(out)
+    Ok(Rendered {
+        text: out.text,
+        plain: out.plain,
+    })
 }
 
-fn code_server(
-    out: &mut String,
-    cs: &CodeServerSite,
-    key: &str,
-    opts: &RenderOptions,
-) -> Result<(), String> {
+fn code_server(out: &mut Out, cs: &CodeServerSite, key: &str) -> Result<(), String> {
     let body = if cs.running {
         Body::Proxy {
             port: cs.port,
@@ -169,58 +161,60 @@ fn code_server(
             text: "is a code server that is stopped.",
         }
     };
-    server(
-        out,
-        cs.domain.as_str(),
-        &format!("{key}--code"),
-        &body,
-        opts,
-    )
+    server(out, cs.domain.as_str(), &format!("{key}--code"), &body)
 }
 
-const SSL_PROTOCOLS: &str = "ssl_protocols TLSv1.2 TLSv1.3;";
-const SSL_CIPHERS: &str = "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;";
+pub(super) const SSL_PROTOCOLS: &str = "ssl_protocols TLSv1.2 TLSv1.3;";
+pub(super) const SSL_CIPHERS: &str = "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;";
 const HSTS: &str = "add_header Strict-Transport-Security \"max-age=63072000\" always;";
 
 /// Appends `lines`, each indented by `depth` levels of four spaces.
-fn lines(out: &mut String, depth: usize, lines: &[&str]) {
+pub(super) fn lines(out: &mut String, depth: usize, lines: &[&str]) {
     for l in lines {
         let _ = writeln!(out, "{:width$}{l}", "", width = depth * 4);
     }
 }
 
 /// One domain: with TLS a redirect on HTTP plus the TLS server, else the plain HTTP server.
-fn server(
-    out: &mut String,
-    domain: &str,
-    log_name: &str,
-    body: &Body,
-    opts: &RenderOptions,
-) -> Result<(), String> {
+fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<(), String> {
+    let opts = out.opts;
     let dir = opts.log_dir.as_str();
     let access_log = format!("access_log {dir}/stagelet-{log_name}.access.log;");
     let error_log = format!("error_log {dir}/stagelet-{log_name}.error.log;");
     let name = format!("server_name {domain};");
     let http = format!("listen {};", opts.listen(opts.listen_http));
-    match &opts.tls {
+    let tls = match &opts.tls {
         Some((cert, key)) => {
             let cert = SafePath::try_from(cert.replace("{domain}", domain))?;
             let key = SafePath::try_from(key.replace("{domain}", domain))?;
+            match (out.check)(Path::new(cert.as_str())).and((out.check)(Path::new(key.as_str()))) {
+                Ok(()) => Some((cert, key)),
+                Err(why) => {
+                    out.plain.push((domain.to_string(), why));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let text = &mut out.text;
+    match tls {
+        Some((cert, key)) => {
             let redirect = format!("return 301 https://{domain}$request_uri;");
-            out.push_str("\nserver {\n");
+            text.push_str("\nserver {\n");
             lines(
-                out,
+                text,
                 1,
                 &[&http, &name, &access_log, &error_log, "location / {"],
             );
-            lines(out, 2, &[&redirect]);
-            lines(out, 1, &["}"]);
-            out.push_str("}\n\nserver {\n");
+            lines(text, 2, &[&redirect]);
+            lines(text, 1, &["}"]);
+            text.push_str("}\n\nserver {\n");
             let https = format!("listen {} ssl http2;", opts.listen(opts.listen_https));
             let cert = format!("ssl_certificate {};", cert.as_str());
             let key = format!("ssl_certificate_key {};", key.as_str());
             lines(
-                out,
+                text,
                 1,
                 &[
                     &https,
@@ -237,15 +231,23 @@ fn server(
                     HSTS,
                 ],
             );
-            body_lines(out, domain, body, opts, "https");
+            body_lines(text, domain, body, opts, "https");
         }
         None => {
-            out.push_str("\nserver {\n");
-            lines(out, 1, &[&http, &name, &access_log, &error_log]);
-            body_lines(out, domain, body, opts, "$scheme");
+            text.push_str("\nserver {\n");
+            if opts.tls.is_some() {
+                // The reason is in the agent's log; the file holds only validated values.
+                lines(
+                    text,
+                    1,
+                    &["# TLS is off: the certificate or key could not be used (see the agent's log)."],
+                );
+            }
+            lines(text, 1, &[&http, &name, &access_log, &error_log]);
+            body_lines(text, domain, body, opts, "$scheme");
         }
     }
-    out.push_str("}\n");
+    text.push_str("}\n");
     Ok(())
 }
 
@@ -327,114 +329,5 @@ fn body_lines(out: &mut String, domain: &str, body: &Body, opts: &RenderOptions,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::names::{Domain, StageName, SubscriptionId};
-
-    fn site(state: SiteState, code: Option<bool>) -> SiteSpec {
-        SiteSpec {
-            subscription: SubscriptionId::parse("acme").unwrap(),
-            name: StageName::parse("qa").unwrap(),
-            domain: Domain::parse("qa.acme.example.com").unwrap(),
-            state,
-            http_port: 20001,
-            code_server: code.map(|running| CodeServerSite {
-                domain: Domain::parse("code-qa.acme.example.com").unwrap(),
-                port: 25001,
-                running,
-            }),
-        }
-    }
-
-    fn opts(tls: bool) -> RenderOptions {
-        RenderOptions {
-            listen_address: None,
-            listen_http: 80,
-            listen_https: 443,
-            upstream: "127.0.0.1".parse().unwrap(),
-            tls: tls.then(|| {
-                (
-                    "/etc/letsencrypt/live/{domain}/fullchain.pem".to_string(),
-                    "/etc/letsencrypt/live/{domain}/privkey.pem".to_string(),
-                )
-            }),
-            client_max_body_size: BodySize::try_from("100m".to_string()).unwrap(),
-            log_dir: SafePath::try_from("/var/log/nginx".to_string()).unwrap(),
-        }
-    }
-
-    /// Compares with `tests/golden/nginx/NAME.conf`; `UPDATE_GOLDEN=1` rewrites it.
-    fn golden(name: &str, text: &str) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("tests/golden/nginx/{name}.conf"));
-        if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, text).unwrap();
-        }
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 makes it)", path.display()));
-        assert_eq!(text, want, "{name} differs from its golden file");
-    }
-
-    #[test]
-    fn golden_files() {
-        golden(
-            "running",
-            &render(&site(SiteState::Running, None), &opts(false)).unwrap(),
-        );
-        golden(
-            "stopped",
-            &render(&site(SiteState::Stopped, None), &opts(false)).unwrap(),
-        );
-        golden(
-            "terminated",
-            &render(&site(SiteState::Terminated, None), &opts(false)).unwrap(),
-        );
-        golden(
-            "running-tls",
-            &render(&site(SiteState::Running, None), &opts(true)).unwrap(),
-        );
-        golden(
-            "stopped-tls",
-            &render(&site(SiteState::Stopped, None), &opts(true)).unwrap(),
-        );
-        golden(
-            "running-code-server",
-            &render(&site(SiteState::Running, Some(true)), &opts(false)).unwrap(),
-        );
-        golden(
-            "code-server-stopped-tls",
-            &render(&site(SiteState::Running, Some(false)), &opts(true)).unwrap(),
-        );
-    }
-
-    #[test]
-    fn the_shipped_snippet_is_the_default_render() {
-        let config = crate::config::Config::default();
-        let sites = SafePath::try_from(config.nginx.sites_dir.display().to_string()).unwrap();
-        let text = snippet(&RenderOptions::from_config(&config), &sites);
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/nginx/stagelet.conf");
-        if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
-            std::fs::write(&path, &text).unwrap();
-        }
-        assert_eq!(text, std::fs::read_to_string(&path).unwrap());
-    }
-
-    #[test]
-    fn listen_and_upstream_addresses() {
-        let mut o = opts(false);
-        o.listen_address = Some("127.0.0.1".parse().unwrap());
-        o.listen_http = 18080;
-        o.upstream = "::1".parse().unwrap();
-        let text = render(&site(SiteState::Running, None), &o).unwrap();
-        assert!(text.contains("listen 127.0.0.1:18080;"), "{text}");
-        assert!(text.contains("proxy_pass http://[::1]:20001;"), "{text}");
-    }
-
-    #[test]
-    fn a_bad_tls_template_is_an_error_not_a_file() {
-        let mut o = opts(true);
-        o.tls = Some(("/certs/{domain} x.pem".into(), "/k.pem".into()));
-        assert!(render(&site(SiteState::Running, None), &o).is_err());
-    }
-}
+#[path = "render_tests.rs"]
+mod tests;
