@@ -204,3 +204,144 @@ async fn back_up_damage_restore() {
     let out = env.daemon.ctl(&["stage", "backups", "acme/prod"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&third.id));
 }
+
+/// Unmounts at the end of the test, whatever happened.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The entries of a directory, by name.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_backup_cleanly() {
+    let Some(env) =
+        StageEnv::with_stages("a_full_disk_fails_the_backup_cleanly", "", None, &["qa"]).await
+    else {
+        return;
+    };
+    // The backups on a 20 MB tmpfs; the filestore (on the host's disk) holds 30 MB.
+    let backups = env.daemon.state_dir().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=20m", "tmpfs"])
+        .arg(&backups)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "this test mounts a tmpfs (as root)");
+    let _mount = Mount(backups.clone());
+    let big = env.data("acme", "qa").join("filestore/big.bin");
+    let noise = vec![7u8; 30 << 20];
+    std::fs::write(&big, &noise).unwrap();
+    let c = env.daemon.client().await;
+    let mut http = env.daemon.http().await;
+
+    let r = http
+        .call("stage.backup", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    let (code, data) = rpc_error(&r);
+    assert_eq!(
+        (code, data["kind"].as_str()),
+        (-32017, Some("backup")),
+        "{r}"
+    );
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains("No space left on device"), "{r}");
+    let list = BackupApiClient::backups(&c, "acme/qa".into())
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].status, BackupStatus::Failed);
+    assert!(
+        list[0].error.as_deref().unwrap().contains("No space left"),
+        "{list:?}"
+    );
+    let dir = backups.join(format!("acme/qa/{}", list[0].id));
+    assert_eq!(entries(&dir), ["manifest.json"], "no data file stays");
+
+    // Not even a manifest fits: no folder stays behind.
+    let filler = backups.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=40"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let r = http
+        .call("stage.backup", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(rpc_error(&r).0, -32017, "{r}");
+    assert_eq!(
+        entries(&backups.join("acme/qa")),
+        [list[0].id.clone()],
+        "{r}"
+    );
+
+    // The stage is untouched, and a backup works again once there is room.
+    let s = StageApiClient::get(&c, "acme/qa".into()).await.unwrap();
+    assert_eq!(s.state.as_str(), "running");
+    assert_eq!(std::fs::read(&big).unwrap(), noise);
+    std::fs::remove_file(&filler).unwrap();
+    std::fs::remove_file(&big).unwrap();
+    let b = BackupApiClient::backup(&c, "acme/qa".into()).await.unwrap();
+    assert_eq!(b.status, BackupStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_backup_a_crash_interrupted_is_failed_and_pruned() {
+    let Some(env) = StageEnv::with_stages(
+        "a_backup_a_crash_interrupted_is_failed_and_pruned",
+        "[backups]\nkeep = 1",
+        None,
+        &["qa"],
+    )
+    .await
+    else {
+        return;
+    };
+    let state = env.daemon.state_dir();
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(state.join("stages/acme--qa.json")).unwrap())
+            .unwrap();
+    // What a crash mid-backup leaves: a manifest still `running`, and half a dump.
+    let dir = state.join("backups/acme/qa/20250101T000000000Z-crsh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = json!({
+        "id": "20250101T000000000Z-crsh", "stage": "acme/qa", "stage_uuid": record["uuid"],
+        "status": "running", "error": null, "created_at": "2025-01-01T00:00:00Z",
+        "finished_at": null, "sizes": {}, "sha256": {}, "postgres_version": null,
+        "git_commit": null
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(dir.join("db.dump"), b"PGDMP half").unwrap();
+    let c = env.daemon.client().await;
+    let list = BackupApiClient::backups(&c, "acme/qa".into())
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].status, BackupStatus::Failed);
+    assert!(list[0].error.as_deref().unwrap().contains("interrupted"));
+
+    // The next ok backup's retention removes it (it is older than the oldest kept).
+    let b = BackupApiClient::backup(&c, "acme/qa".into()).await.unwrap();
+    let list = BackupApiClient::backups(&c, "acme/qa".into())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, [b.id.as_str()]);
+    assert!(!dir.exists(), "the interrupted backup's files are gone");
+}

@@ -12,8 +12,14 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GIT_FILE: &str =
-    "[git]\nallowed_protocols = [\"https\", \"ssh\", \"file\"]\nmax_checkout_mb = 1";
+/// file:// allowed for the repositories made here, in the temporary directory.
+fn git_file() -> String {
+    format!(
+        "[git]\nallowed_protocols = [\"https\", \"ssh\", \"file\"]\nmax_checkout_mb = 1\n\
+         file_roots = [\"{}\"]",
+        std::env::temp_dir().canonicalize().unwrap().display()
+    )
+}
 
 /// A work repository on branch 17.0.
 struct Repo {
@@ -84,7 +90,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, String> {
 }
 
 async fn env_with_stage(test: &str) -> Option<StageEnv> {
-    StageEnv::with_stages(test, GIT_FILE, None, &["qa"]).await
+    StageEnv::with_stages(test, &git_file(), None, &["qa"]).await
 }
 
 async fn deploy(env: &StageEnv, params: Value) -> Value {

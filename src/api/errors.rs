@@ -18,6 +18,7 @@ pub fn code(kind: ErrorKind) -> i32 {
         ErrorKind::Nginx => -32011,
         ErrorKind::Database => -32012,
         ErrorKind::Git => -32013,
+        ErrorKind::Backup => -32017,
         ErrorKind::Internal => -32099,
     }
 }
@@ -43,6 +44,7 @@ pub fn to_object(err: &Error) -> ErrorObjectOwned {
         | Error::Nginx(_)
         | Error::Database(_)
         | Error::Git(_)
+        | Error::Backup(_)
         | Error::Internal { .. } => json!({ "kind": kind.as_str() }),
     };
     ErrorObjectOwned::owned(code(kind), err.to_string(), Some(data))

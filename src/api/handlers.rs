@@ -247,23 +247,19 @@ impl StageApiServer for Handlers {
         read_only: Option<bool>,
         timeout_s: Option<u64>,
         max_rows: Option<usize>,
+        max_bytes: Option<usize>,
     ) -> RpcResult<SqlResult> {
-        let (read_only, timeout_s, max_rows) = (
-            read_only.unwrap_or(true),
-            timeout_s.unwrap_or(30),
-            max_rows.unwrap_or(1000),
-        );
+        let call = crate::core::stage::console::SqlCall {
+            query,
+            read_only: read_only.unwrap_or(true),
+            timeout_s: timeout_s.unwrap_or(30),
+            max_rows: max_rows.unwrap_or(1000),
+            max_bytes: max_bytes.unwrap_or(crate::core::stage::console::DEFAULT_MAX_BYTES),
+        };
         Ok(self
             .agent
             .stages()
-            .sql(
-                &self.agent.config(),
-                &stage,
-                query,
-                read_only,
-                timeout_s,
-                max_rows,
-            )
+            .sql(&self.agent.config(), &stage, call)
             .await?)
     }
 

@@ -154,6 +154,7 @@ pub trait StageApi {
         read_only: Option<bool>,
         timeout_s: Option<u64>,
         max_rows: Option<usize>,
+        max_bytes: Option<usize>,
     ) -> RpcResult<SqlResult>;
 
     /// The last `tail` (default 100, at most 1000) lines of a component, stdout and stderr in

@@ -18,6 +18,7 @@ pub fn status(kind: ErrorKind) -> u8 {
         ErrorKind::Nginx => 21,
         ErrorKind::Database => 22,
         ErrorKind::Git => 23,
+        ErrorKind::Backup => 27,
         ErrorKind::Internal => 30,
     }
 }

@@ -182,6 +182,7 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                 Some(!write),
                 Some(timeout_s),
                 Some(max_rows),
+                None,
             )
             .await?;
             render(json, &r, sql_text)

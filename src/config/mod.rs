@@ -150,6 +150,11 @@ pub struct Git {
     pub timeout: Dur,
     /// A commit whose files add up to more is not checked out.
     pub max_checkout_mb: u64,
+    /// Nor one with more files (submodules included).
+    pub max_checkout_files: u64,
+    /// Directories `file://` repositories must lie under; `file` in `allowed_protocols`
+    /// needs at least one.
+    pub file_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -264,6 +269,8 @@ impl Default for Git {
             allowed_protocols: vec!["https".into(), "ssh".into()],
             timeout: Dur::secs(300),
             max_checkout_mb: 2048,
+            max_checkout_files: 200_000,
+            file_roots: vec![],
         }
     }
 }
@@ -288,6 +295,44 @@ impl Default for Config {
             backups: Backups::default(),
             profiles: BTreeMap::from([("odoo".to_string(), profile::odoo())]),
         }
+    }
+}
+
+impl Git {
+    fn cross_check(&self) -> Vec<(&'static str, String)> {
+        use std::path::Component;
+        let mut errs = vec![];
+        // No file root would make `file` useless; say so now rather than at the first deploy.
+        if self.allowed_protocols.iter().any(|p| p == "file") && self.file_roots.is_empty() {
+            errs.push((
+                "file_roots",
+                "allowed_protocols has file: name the directories file:// repositories may \
+                 lie under"
+                    .into(),
+            ));
+        }
+        for root in &self.file_roots {
+            // Components() would quietly drop a ".": look at the text too.
+            let text = root.to_string_lossy();
+            let plain = root.is_absolute()
+                && !text.split('/').any(|c| c == "." || c == "..")
+                && root
+                    .components()
+                    .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+            if !plain || root.parent().is_none() {
+                errs.push((
+                    "file_roots",
+                    format!(
+                        "{} is not an absolute path below / without '.' or '..'",
+                        root.display()
+                    ),
+                ));
+            }
+        }
+        if self.max_checkout_files == 0 {
+            errs.push(("max_checkout_files", "must be at least 1".into()));
+        }
+        errs
     }
 }
 
@@ -415,6 +460,12 @@ impl Config {
                 ));
             }
         }
+        errs.extend(
+            self.git
+                .cross_check()
+                .into_iter()
+                .map(|(k, m)| (key(&["git", k]), m)),
+        );
         for name in self.profiles.keys() {
             if crate::core::names::SubscriptionId::parse(name).is_err() {
                 errs.push((
@@ -467,6 +518,29 @@ mod tests {
         let local = Config::local(Path::new("/tmp/x"));
         assert!(local.cross_check().is_empty());
         assert_eq!(local.agent.socket, Path::new("/tmp/x/stagelet.sock"));
+    }
+
+    #[test]
+    fn file_urls_need_plain_roots() {
+        let mut c = Config::default();
+        c.git.allowed_protocols.push("file".into());
+        let keys = |c: &Config| {
+            c.cross_check()
+                .into_iter()
+                .map(|(k, _)| k.join("."))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&c), vec!["git.file_roots"]);
+        c.git.file_roots = vec!["/srv/git".into()];
+        assert!(keys(&c).is_empty());
+        for bad in ["srv/git", "/srv/../etc", "/", "/srv/./git"] {
+            c.git.file_roots = vec![bad.into()];
+            assert_eq!(keys(&c), vec!["git.file_roots"], "{bad}");
+        }
+        c.git.file_roots = vec![];
+        c.git.allowed_protocols.pop();
+        c.git.max_checkout_files = 0;
+        assert_eq!(keys(&c), vec!["git.max_checkout_files"]);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum Error {
     Database(String),
     #[error("git: {0}")]
     Git(String),
+    /// The backup target failed (a full disk, say), or a backup failed to verify.
+    #[error("backup: {0}")]
+    Backup(String),
     #[error("{context}: {source}")]
     Internal {
         context: String,
@@ -52,11 +55,12 @@ pub enum ErrorKind {
     Nginx,
     Database,
     Git,
+    Backup,
     Internal,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::InvalidParams,
         ErrorKind::NotFound,
         ErrorKind::Conflict,
@@ -67,6 +71,7 @@ impl ErrorKind {
         ErrorKind::Nginx,
         ErrorKind::Database,
         ErrorKind::Git,
+        ErrorKind::Backup,
         ErrorKind::Internal,
     ];
 
@@ -83,6 +88,7 @@ impl ErrorKind {
             ErrorKind::Nginx => "nginx",
             ErrorKind::Database => "database",
             ErrorKind::Git => "git",
+            ErrorKind::Backup => "backup",
             ErrorKind::Internal => "internal",
         }
     }
@@ -111,6 +117,7 @@ impl Error {
             Error::Nginx(_) => ErrorKind::Nginx,
             Error::Database(_) => ErrorKind::Database,
             Error::Git(_) => ErrorKind::Git,
+            Error::Backup(_) => ErrorKind::Backup,
             Error::Internal { .. } => ErrorKind::Internal,
         }
     }

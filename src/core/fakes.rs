@@ -4,10 +4,10 @@
 use super::interfaces::{RecordKind, RecordStore};
 use super::site::{ProxySites, SiteSpec};
 use super::stage::interfaces::{
-    BackupStore, ByteReader, ByteWriter, Commit, ContainerInfo, ContainerSpec, ContainerStats,
-    DbTarget, DirUsage, Engine, ExecRequest, ExecStatus, FetchRequest, Git, LogLine,
-    MeasurePriority, PortProbe, SqlRequest, SqlResult, StageDatabase, StageDirs, StopOutcome,
-    UsageMeter,
+    BackupStore, ByteReader, ByteWriter, Commit, ConsoleRoles, ContainerInfo, ContainerSpec,
+    ContainerStats, DbTarget, DirUsage, Engine, ExecRequest, ExecStatus, FetchRequest, Git,
+    LogLine, MeasurePriority, PortProbe, SqlRequest, SqlResult, StageDatabase, StageDirs,
+    StopOutcome, UsageMeter,
 };
 use super::stage::StageDeps;
 use super::Result;
@@ -197,6 +197,9 @@ impl StageDatabase for NullDb {
     async fn sql(&self, _: &DbTarget, _: &str, _: &SqlRequest) -> Result<SqlResult> {
         Err(crate::core::Error::Database("no database here".into()))
     }
+    async fn ensure_console_roles(&self, _: &DbTarget, _: &str, _: &ConsoleRoles) -> Result<()> {
+        Ok(())
+    }
     async fn execute(&self, _: &DbTarget, _: &str, _: &str) -> Result<()> {
         Ok(())
     }
@@ -222,6 +225,12 @@ impl StageDirs for NullDirs {
     }
     fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf> {
         Ok(self.root(subscription, name).join("scratch"))
+    }
+    fn drop_scratch(&self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn copy_dir(&self, _: (&str, &str), _: (&str, &str), _: &str) -> Result<()> {
+        Ok(())
     }
     fn lay_out_dir(&self, _: &str, _: &str, _: &str, _: &Path, _: bool) -> Result<()> {
         Ok(())
@@ -287,7 +296,7 @@ impl Git for NoGit {
             req.url
         )))
     }
-    async fn export(&self, _: &FetchRequest, _: &str, _: &Path, _: u64) -> Result<()> {
+    async fn export(&self, _: &FetchRequest, _: &str, _: &Path) -> Result<()> {
         Ok(())
     }
     async fn deploy_key(&self, subscription: &str) -> Result<String> {
@@ -315,6 +324,9 @@ impl BackupStore for NoBackups {
         Ok(vec![])
     }
     fn remove(&self, _: &str, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn remove_file(&self, _: &Path) -> Result<()> {
         Ok(())
     }
     fn sha256(&self, _: &Path) -> Result<(u64, String)> {
@@ -378,6 +390,7 @@ pub fn stage(
         profile: "odoo".into(),
         settings: Default::default(),
         db_password: "pw".into(),
+        console_password: None,
         step: None,
         storage: None,
         active_users: None,

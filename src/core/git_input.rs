@@ -55,6 +55,13 @@ pub fn repository(raw: &str, allowed: &[String]) -> Result<RepoUrl> {
         }
         // scp-like `[user@]host:path` is ssh; a bare local path must say file://.
         None => match raw.split_once(':') {
+            // `file:/path` would be ssh to a host named `file`: a URL missing its `//`.
+            Some((scheme, _)) if ["file", "https", "http", "ssh"].contains(&scheme.to_ascii_lowercase().as_str()) => {
+                return Err(bad(
+                    f,
+                    format!("{scheme}: without '//' is not a URL; write {scheme}:///path or {scheme}://host/path"),
+                ))
+            }
             Some((authority, path)) if !authority.contains('/') && !authority.is_empty() => {
                 ("ssh", authority, path)
             }
@@ -107,6 +114,16 @@ pub fn repository(raw: &str, allowed: &[String]) -> Result<RepoUrl> {
     }
     if protocol == "file" && !authority.is_empty() {
         return Err(bad(f, "file:// URLs take no host: file:///path"));
+    }
+    // Plain so that the path checked against git.file_roots is the one git opens.
+    let plain = path
+        .split('/')
+        .all(|c| !c.is_empty() && c != "." && c != "..");
+    if protocol == "file" && (path.contains('%') || !plain) {
+        return Err(bad(
+            f,
+            "a file:// path must be plain: no '%', '.', '..' or empty parts",
+        ));
     }
     if path.starts_with('-') {
         return Err(bad(f, "the path must not start with '-'"));
@@ -189,6 +206,15 @@ mod tests {
             "ftp://host/x",
             "/srv/git/local",
             "file://host/srv/x",
+            "file:/srv/x",
+            "FILE:/srv/x",
+            "https:/host/x",
+            "file:tmp/x",
+            "file:///srv/../etc",
+            "file:///srv/./x",
+            "file:///srv//x",
+            "file:///srv/x/",
+            "file:///srv/%2e%2e/x",
             "https://host/-x",
             "https://ho$t/x",
         ] {

@@ -4,47 +4,20 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use walkdir::WalkDir;
 
 /// Without `clear`, what `dest` has that `tree` lacks is hard-linked into `tree` first, so the
 /// commit is laid over it. Then the swap; `aside` (made here, on the same filesystem) holds the
 /// old entries until it succeeds. `tree` is left empty.
 pub fn lay_out(dest: &Path, tree: &Path, aside: &Path, clear: bool) -> io::Result<()> {
     if !clear {
-        keep_old(dest, tree)?;
+        // Walked by directory fds: a directory of `dest` swapped for a symlink meanwhile is
+        // never followed, so nothing from outside the stage is linked in.
+        super::tenant_fs::link_missing(dest, tree)?;
     }
+    // Entries move by one name each, in directories the agent made: rename never follows a
+    // symlink there.
     swap(dest, tree, aside, &|from, to| std::fs::rename(from, to))?;
-    std::fs::remove_dir_all(aside)
-}
-
-/// Hard-links every entry of `dest` that `tree` does not have into `tree`. Where the tree has a
-/// file and `dest` a directory (or the other way), the tree wins.
-fn keep_old(dest: &Path, tree: &Path) -> io::Result<()> {
-    let mut walk = WalkDir::new(dest)
-        .min_depth(1)
-        .follow_links(false)
-        .into_iter();
-    while let Some(entry) = walk.next() {
-        let entry = entry.map_err(io::Error::other)?;
-        let rel = entry.path().strip_prefix(dest).map_err(io::Error::other)?;
-        let target = tree.join(rel);
-        let is_dir = entry.file_type().is_dir();
-        match std::fs::symlink_metadata(&target) {
-            Ok(m) if m.is_dir() && is_dir => {}
-            Ok(_) if is_dir => walk.skip_current_dir(),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if is_dir {
-                    std::fs::create_dir(&target)?;
-                } else {
-                    // A symlink is linked as itself, never followed.
-                    std::fs::hard_link(entry.path(), &target)?;
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    super::tenant_fs::remove_tree(aside)
 }
 
 fn entries(dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -97,6 +70,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::os::unix::fs::MetadataExt;
+    use walkdir::WalkDir;
 
     /// Every file under `dir` with its content, symlinks as "-> target".
     fn snapshot(dir: &Path) -> BTreeMap<String, String> {

@@ -5,6 +5,7 @@ use crate::core::stage::interfaces::{BackupStore, ByteReader, ByteWriter};
 use crate::core::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub struct FsBackups {
@@ -13,15 +14,43 @@ pub struct FsBackups {
 
 pub const MANIFEST: &str = "manifest.json";
 
+/// Every failure of the backup target is a `backup` error, carrying the OS's reason
+/// ("No space left on device").
 fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::internal(what, e)
+    move |e| Error::Backup(format!("{what}: {e}"))
+}
+
+/// A new data file, readable by the agent only.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 impl BackupStore for FsBackups {
     fn create(&self, subscription: &str, name: &str, id: &str) -> Result<PathBuf> {
         let dir = self.dir(subscription, name, id);
-        std::fs::create_dir_all(dir.parent().expect("a backup has a parent"))
-            .and_then(|_| std::fs::create_dir(&dir))
+        let parent = dir.parent().expect("a backup has a parent");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io(format!("creating {}", parent.display())))?;
+        // Directories made before (or by hand) are narrowed too: backups are customer data.
+        for d in [
+            &self.root,
+            &self.root.join(subscription),
+            &parent.to_path_buf(),
+        ] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(format!("restricting {}", d.display())))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
             .map_err(io(format!("creating {}", dir.display())))?;
         Ok(dir)
     }
@@ -56,9 +85,13 @@ impl BackupStore for FsBackups {
 
     fn remove(&self, subscription: &str, name: &str, id: &str) -> Result<()> {
         let dir = self.dir(subscription, name, id);
-        match std::fs::remove_dir_all(&dir) {
+        super::tenant_fs::remove_tree(&dir).map_err(io(format!("removing {}", dir.display())))
+    }
+
+    fn remove_file(&self, file: &Path) -> Result<()> {
+        match std::fs::remove_file(file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::internal(format!("removing {}", dir.display()), e))
+                Err(io(format!("removing {}", file.display()))(e))
             }
             _ => Ok(()),
         }
@@ -83,12 +116,9 @@ impl BackupStore for FsBackups {
     }
 
     fn pack(&self, dir: &Path, to: &Path) -> Result<()> {
-        let file = std::fs::File::create(to).map_err(io(format!("creating {}", to.display())))?;
-        let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
-        // Symlinks are stored as links, never followed out of the filestore.
-        tar.follow_symlinks(false);
-        tar.append_dir_all(".", dir)
-            .and_then(|_| tar.into_inner())
+        let file = create_private(to).map_err(io(format!("creating {}", to.display())))?;
+        // Walked by directory fds: symlinks are stored as links, a swapped one never followed.
+        super::tenant_tar::pack(dir, std::io::BufWriter::new(file))
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .and_then(|f| f.sync_all())
             .map_err(io(format!("archiving {}", dir.display())))
@@ -96,19 +126,14 @@ impl BackupStore for FsBackups {
 
     fn unpack(&self, tar: &Path, into: &Path) -> Result<()> {
         let file = std::fs::File::open(tar).map_err(io(format!("reading {}", tar.display())))?;
-        let mut archive = tar::Archive::new(std::io::BufReader::new(file));
-        archive.set_preserve_permissions(true);
-        // The app's files belong to its own user (Odoo: uid 101), not to root.
-        archive.set_preserve_ownerships(true);
-        archive.set_overwrite(false);
-        // `unpack` refuses entries that would land outside `into` (`..`, absolute paths).
-        archive
-            .unpack(into)
+        // Owners are kept (the app's files belong to its own user, Odoo: uid 101); entries
+        // escaping `into` (`..`, absolute, through a symlink) are refused.
+        super::tenant_tar::unpack(std::io::BufReader::new(file), into)
             .map_err(io(format!("unpacking {}", tar.display())))
     }
 
     fn writer(&self, file: &Path) -> Result<ByteWriter> {
-        let f = std::fs::File::create(file).map_err(io(format!("creating {}", file.display())))?;
+        let f = create_private(file).map_err(io(format!("creating {}", file.display())))?;
         Ok(Box::new(tokio::fs::File::from_std(f)))
     }
 

@@ -3,6 +3,8 @@
 //! configuration, no prompts, `--` or `--end-of-options` before every positional argument, a
 //! timeout, and ssh with the subscription's deploy key and strict options.
 
+use super::child_output::{self, Failure};
+pub use super::git_tally::Tally;
 use crate::core::stage::interfaces::{Commit, FetchRequest, Git};
 use crate::core::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -97,40 +99,30 @@ impl GitCli {
         Ok(cmd)
     }
 
-    /// Runs `cmd` to the end within the timeout: stdout, or `Error::Git` with git's own words.
-    pub(super) async fn run(
-        &self,
-        what: &str,
-        mut cmd: Command,
-        timeout: Duration,
-    ) -> Result<String> {
-        let out = tokio::time::timeout(timeout, cmd.output())
+    /// Runs `cmd` to the end within the timeout: its stdout (at most `OUTPUT_CAP` bytes, the
+    /// child killed past it), or `Error::Git` with git's own words.
+    pub(super) async fn run(&self, what: &str, cmd: Command, timeout: Duration) -> Result<String> {
+        let out = child_output::collect(cmd, timeout, child_output::OUTPUT_CAP)
             .await
-            .map_err(|_| Error::Git(format!("{what}: no answer within {timeout:?}")))?
-            .map_err(|e| Error::Git(format!("{what}: cannot run git: {e}")))?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-            let tail = tail[tail.len().saturating_sub(5)..].join("; ");
-            return Err(Error::Git(format!("{what}: {tail}")));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .map_err(|f| failure(what, timeout, f))?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
     }
 }
 
-/// The blob sizes of `git ls-tree -r -l` added up.
-pub fn tree_bytes(ls_tree: &str) -> u64 {
-    ls_tree
-        .lines()
-        .filter_map(|l| {
-            l.split('\t')
-                .next()?
-                .split_whitespace()
-                .nth(3)?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+/// A child's failure as the API reports it: git's last words, or why it was stopped.
+pub(super) fn failure(what: &str, timeout: Duration, f: Failure) -> Error {
+    match f {
+        Failure::TimedOut => Error::Git(format!("{what}: no answer within {timeout:?}")),
+        Failure::Spawn(e) => Error::Git(format!("{what}: cannot run git: {e}")),
+        // A limit keeps its own kind; anything else is git's.
+        Failure::Stopped(e @ Error::LimitExceeded(_)) => e,
+        Failure::Stopped(e) => Error::Git(format!("{what}: {e}")),
+        Failure::Exit(stderr) => {
+            let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = tail[tail.len().saturating_sub(5)..].join("; ");
+            Error::Git(format!("{what}: {tail}"))
+        }
+    }
 }
 
 pub(super) fn is_hash(s: &str) -> bool {
@@ -174,21 +166,24 @@ impl GitCli {
         self.run(what, fetch, req.timeout).await.map(|_| ())
     }
 
-    /// The blob sizes of commit `hash` in `git_dir`, added up.
-    pub(super) async fn tree_bytes(
+    /// Adds the entries of commit `hash` in `git_dir` to `tally`, reading git's listing as it
+    /// comes and stopping git at the first limit crossed.
+    pub(super) async fn tally(
         &self,
         req: &FetchRequest,
         git_dir: &Path,
         hash: &str,
-    ) -> Result<u64> {
+        tally: &mut Tally,
+    ) -> Result<()> {
         if !is_hash(hash) {
             return Err(Error::Git(format!("{hash:?} is not a commit id")));
         }
         let mut ls = self.git_in(req, git_dir)?;
-        ls.args(["ls-tree", "-r", "-l", hash, "--"]);
-        Ok(tree_bytes(
-            &self.run("listing the commit", ls, req.timeout).await?,
-        ))
+        ls.args(["ls-tree", "-r", "-l", "-z", hash, "--"]);
+        let what = "listing the commit";
+        child_output::stream(ls, req.timeout, b'\0', |r| tally.add(r, &req.limits, hash))
+            .await
+            .map_err(|f| failure(what, req.timeout, f))
     }
 
     /// Writes commit `hash` of `git_dir` into `into`, through a throwaway index beside it:
@@ -220,21 +215,14 @@ impl GitCli {
     }
 }
 
-/// `limit_exceeded` when a checkout would write more than `max_bytes`.
-pub(super) fn check_size(hash: &str, bytes: u64, max_bytes: u64) -> Result<()> {
-    if bytes > max_bytes {
-        return Err(Error::LimitExceeded(format!(
-            "the checkout of {hash} is {} MB, over git.max_checkout_mb ({} MB)",
-            bytes / (1 << 20),
-            max_bytes / (1 << 20)
-        )));
-    }
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl Git for GitCli {
     async fn fetch(&self, req: &FetchRequest) -> Result<Commit> {
+        // Before the mirror is made: a refused path leaves nothing behind.
+        let url = match super::git_file_url::checked(&req.url, &req.file_roots) {
+            Some(checked) => checked.map_err(|why| Error::invalid("repository", why))?,
+            None => req.url.clone(),
+        };
         self.ensure_mirror(req, &req.cache).await?;
         let known = self.state_dir.join("git");
         std::fs::create_dir_all(&known)
@@ -242,7 +230,7 @@ impl Git for GitCli {
         let branch = &req.branch;
         let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
         let what = format!("fetching {branch} from {}", req.url);
-        self.fetch_into(req, &req.cache, &req.url, &refspec, &what)
+        self.fetch_into(req, &req.cache, &url, &refspec, &what)
             .await?;
         let mut parse = self.git(req)?;
         parse
@@ -269,19 +257,12 @@ impl Git for GitCli {
         })
     }
 
-    async fn export(
-        &self,
-        req: &FetchRequest,
-        hash: &str,
-        into: &Path,
-        max_bytes: u64,
-    ) -> Result<()> {
-        let used = self.tree_bytes(req, &req.cache, hash).await?;
-        check_size(hash, used, max_bytes)?;
+    async fn export(&self, req: &FetchRequest, hash: &str, into: &Path) -> Result<()> {
+        let mut tally = Tally::default();
+        self.tally(req, &req.cache, hash, &mut tally).await?;
         self.checkout(req, &req.cache, hash, into).await?;
         if req.submodules {
-            self.export_submodules(req, hash, into, used, max_bytes)
-                .await?;
+            self.export_submodules(req, hash, into, tally).await?;
         }
         Ok(())
     }
@@ -343,11 +324,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_of_a_tree_listing() {
-        let ls = "100644 blob 3b18e512dba79e4c8300dd08aeb37f8e728b8dad      12\tREADME\n\
-                  100755 blob 2b18e512dba79e4c8300dd08aeb37f8e728b8dad    4096\tbin/run\n\
-                  160000 commit 1b18e512dba79e4c8300dd08aeb37f8e728b8dad       -\tvendor/sub\n";
-        assert_eq!(tree_bytes(ls), 4108);
+    fn commit_ids() {
         assert!(is_hash("3b18e512dba79e4c8300dd08aeb37f8e728b8dad"));
         assert!(!is_hash("--upload-pack=x"));
     }

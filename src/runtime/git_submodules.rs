@@ -3,7 +3,7 @@
 //! parent repository first), each fetched into its own mirror with the same locked-down git,
 //! each path checked to stay inside the checkout.
 
-use super::git::{check_size, is_hash, GitCli};
+use super::git::{is_hash, GitCli, Tally};
 use crate::core::git_input;
 use crate::core::stage::interfaces::FetchRequest;
 use crate::core::{Error, Result};
@@ -32,47 +32,50 @@ pub fn parse_gitmodules(listing: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `(path, commit)` of every gitlink in `git ls-tree -r` output.
-pub fn gitlinks(ls_tree: &str) -> Vec<(String, String)> {
-    ls_tree
-        .lines()
-        .filter_map(|l| {
-            let (meta, path) = l.split_once('\t')?;
-            let mut f = meta.split_whitespace();
-            (f.next()? == "160000").then_some(())?;
-            let _kind = f.next()?;
-            Some((path.to_string(), f.next()?.to_string()))
-        })
-        .collect()
-}
-
-/// A `./` or `../` URL resolved against the parent repository's, as git does.
-pub fn resolve(parent: &str, url: &str) -> String {
+/// A `./` or `../` URL resolved against the parent repository's, as git does (each `../`
+/// drops one path segment), except that it never climbs above the parent's
+/// `scheme://host/` or `host:`: git would then make `file:tmp/x`, an ssh URL to host `file`.
+pub fn resolve(parent: &str, url: &str) -> std::result::Result<String, String> {
     if !(url.starts_with("./") || url.starts_with("../")) {
-        return url.to_string();
+        return Ok(url.to_string());
     }
-    let mut base = parent.trim_end_matches('/').to_string();
+    let split = match parent.find("://") {
+        Some(i) => {
+            let from = i + 3;
+            let end = parent[from..]
+                .find('/')
+                .map_or(parent.len(), |j| from + j + 1);
+            Some(parent.split_at(end))
+        }
+        None => parent.find(':').map(|i| parent.split_at(i + 1)),
+    };
+    let Some((prefix, path)) = split else {
+        return Err(format!("{url} is relative to {parent}, which is not a URL"));
+    };
+    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let mut rest = url;
     loop {
         if let Some(r) = rest.strip_prefix("./") {
             rest = r;
         } else if let Some(r) = rest.strip_prefix("../") {
             rest = r;
-            // Up one segment: after the last '/' (or the ':' of user@host:path).
-            let cut = base
-                .rfind('/')
-                .max(base.rfind(':').filter(|_| !base.contains("://")));
-            if let Some(i) = cut {
-                // Keep the ':' of user@host:path; drop a '/'.
-                let keep = usize::from(base.as_bytes()[i] == b':');
-                base.truncate(i + keep);
+            if segments.pop().is_none() {
+                return Err(format!("{url} climbs above {prefix}"));
             }
         } else {
             break;
         }
     }
-    let sep = if base.ends_with(':') { "" } else { "/" };
-    format!("{base}{sep}{rest}")
+    if rest.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("{url} has '.' or '..' after its start"));
+    }
+    segments.push(rest);
+    let sep = if prefix.ends_with('/') || prefix.ends_with(':') {
+        ""
+    } else {
+        "/"
+    };
+    Ok(format!("{prefix}{sep}{}", segments.join("/")))
 }
 
 /// A relative path of plain components: never absolute, never `..`, never an option.
@@ -92,19 +95,17 @@ fn mirror_name(path: &str) -> String {
 }
 
 impl GitCli {
-    /// Checks every submodule of commit `hash` out into `into/<path>`; `used` bytes of
-    /// `max_bytes` are already taken by the parent.
+    /// Checks every submodule of commit `hash` out into `into/<path>`; `tally` holds the
+    /// parent's entries, its gitlinks among them, and the submodules' count toward the same
+    /// limits.
     pub(super) async fn export_submodules(
         &self,
         req: &FetchRequest,
         hash: &str,
         into: &Path,
-        mut used: u64,
-        max_bytes: u64,
+        mut tally: Tally,
     ) -> Result<()> {
-        let mut ls = self.git(req)?;
-        ls.args(["ls-tree", "-r", hash, "--"]);
-        let links = gitlinks(&self.run("listing the commit", ls, req.timeout).await?);
+        let links = std::mem::take(&mut tally.links);
         if links.is_empty() {
             return Ok(());
         }
@@ -120,10 +121,14 @@ impl GitCli {
             let url = modules
                 .get(&path)
                 .ok_or_else(|| refuse("no URL in .gitmodules".into()))?;
-            let url = resolve(&req.url, url);
+            let url = resolve(&req.url, url).map_err(refuse)?;
             let url = git_input::repository(&url, &req.protocols)
                 .map_err(|e| refuse(e.to_string()))?
                 .url;
+            let url = match super::git_file_url::checked(&url, &req.file_roots) {
+                Some(checked) => checked.map_err(refuse)?,
+                None => url,
+            };
             let mirror = req.cache.join("modules").join(mirror_name(&path));
             self.fetch_all(req, &mirror, &url).await?;
             let mut has = self.git_in(req, &mirror)?;
@@ -134,8 +139,7 @@ impl GitCli {
                 req.timeout,
             )
             .await?;
-            used += self.tree_bytes(req, &mirror, &commit).await?;
-            check_size(hash, used, max_bytes)?;
+            self.tally(req, &mirror, &commit, &mut tally).await?;
             let dest = into.join(&path);
             std::fs::create_dir_all(&dest)
                 .map_err(|e| Error::internal(format!("creating {}", dest.display()), e))?;
@@ -158,7 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gitmodules_and_gitlinks() {
+    fn gitmodules_paths_and_urls() {
         let listing = "submodule.vendor/sub.path vendor/sub\n\
                        submodule.vendor/sub.url ../sub.git\n\
                        submodule.a.b.path lib/ab\n\
@@ -171,34 +175,34 @@ mod tests {
             Some("https://h/ab.git")
         );
         assert_eq!(m.len(), 2, "a module without a URL is left out");
-        let ls = "100644 blob 3b18e512dba79e4c8300dd08aeb37f8e728b8dad\tREADME\n\
-                  160000 commit 524d7b765cbb6b8e2df30cf5fbf62a9232886280\tvendor/sub\n";
-        assert_eq!(
-            gitlinks(ls),
-            vec![(
-                "vendor/sub".into(),
-                "524d7b765cbb6b8e2df30cf5fbf62a9232886280".into()
-            )]
-        );
     }
 
     #[test]
     fn relative_urls_resolve_against_the_parent() {
+        let ok = |parent: &str, url: &str| resolve(parent, url).unwrap();
         assert_eq!(
-            resolve("https://h/org/top.git", "../sub.git"),
+            ok("https://h/org/top.git", "../sub.git"),
             "https://h/org/sub.git"
         );
         assert_eq!(
-            resolve("https://h/org/top.git/", "./sub"),
+            ok("https://h/org/top.git/", "./sub"),
             "https://h/org/top.git/sub"
         );
-        assert_eq!(
-            resolve("git@h:org/top.git", "../sub.git"),
-            "git@h:org/sub.git"
-        );
-        assert_eq!(resolve("git@h:top.git", "../sub.git"), "git@h:sub.git");
-        assert_eq!(resolve("file:///srv/top", "../sub"), "file:///srv/sub");
-        assert_eq!(resolve("https://h/a", "https://other/b"), "https://other/b");
+        assert_eq!(ok("git@h:org/top.git", "../sub.git"), "git@h:org/sub.git");
+        assert_eq!(ok("git@h:top.git", "../sub.git"), "git@h:sub.git");
+        assert_eq!(ok("file:///srv/top", "../sub"), "file:///srv/sub");
+        assert_eq!(ok("https://h/a", "https://other/b"), "https://other/b");
+        assert_eq!(ok("https://h", "./x"), "https://h/x");
+        // Never above the host or the root: git would make `file:tmp/x`, ssh to `file`.
+        for (parent, url) in [
+            ("file:///srv/top", "../../../tmp/x"),
+            ("https://h/org/top.git", "../../../x"),
+            ("git@h:top.git", "../../x"),
+            ("file:///srv/top", "../a/../../x"),
+            ("top", "../x"),
+        ] {
+            assert!(resolve(parent, url).is_err(), "{parent} {url}");
+        }
     }
 
     #[test]

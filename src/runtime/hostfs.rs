@@ -1,8 +1,10 @@
 //! Stage directories under `state_dir/data`, and probing host ports.
 
+use super::tenant_fs;
 use crate::core::stage::interfaces::{PortProbe, StageDirs};
 use crate::core::{Error, Result};
 use std::net::{IpAddr, TcpListener};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub struct DataDirs {
@@ -29,6 +31,21 @@ impl StageDirs for DataDirs {
 
     fn create(&self, subscription: &str, name: &str) -> Result<()> {
         let root = self.root(subscription, name);
+        // The data root, the subscription's and the stage's directory are the agent's alone,
+        // however they were made: other host users never reach customer data. Containers
+        // reach the directories below through their bind mounts.
+        let sub = self.data_root.join(subscription);
+        for d in [&self.data_root, &sub, &root] {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(d)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
+                .and_then(|_| std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)))
+                .map_err(io_err(format!("creating {}", d.display())))?;
+        }
         for d in STAGE_DIRS {
             let p = root.join(d);
             std::fs::create_dir_all(&p)
@@ -46,13 +63,34 @@ impl StageDirs for DataDirs {
         // A crash may have left either behind.
         for leftover in [SCRATCH, ASIDE] {
             let p = root.join(leftover);
-            if p.exists() {
-                std::fs::remove_dir_all(&p).map_err(io_err(format!("removing {}", p.display())))?;
-            }
+            tenant_fs::remove_tree(&p).map_err(io_err(format!("removing {}", p.display())))?;
         }
         let p = root.join(SCRATCH);
         std::fs::create_dir(&p).map_err(io_err(format!("creating {}", p.display())))?;
         Ok(p)
+    }
+
+    fn drop_scratch(&self, subscription: &str, name: &str) -> Result<()> {
+        let p = self.root(subscription, name).join(SCRATCH);
+        tenant_fs::remove_tree(&p).map_err(io_err(format!("removing {}", p.display())))
+    }
+
+    fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()> {
+        if !STAGE_DIRS.contains(&dir) {
+            return Err(Error::internal(
+                "copying",
+                format!("{dir:?} is not a stage directory"),
+            ));
+        }
+        let (src, dest) = (
+            self.root(from.0, from.1).join(dir),
+            self.root(to.0, to.1).join(dir),
+        );
+        tenant_fs::copy_tree(&src, &dest).map_err(io_err(format!(
+            "copying {} into {}",
+            src.display(),
+            dest.display()
+        )))
     }
 
     fn lay_out_dir(
@@ -74,29 +112,18 @@ impl StageDirs for DataDirs {
             super::addons::lay_out(&root.join(dir), tree, &root.join(ASIDE), clear).map_err(
                 io_err(format!("laying a new tree into {}/{dir}", root.display())),
             );
-        let _ = std::fs::remove_dir_all(tree);
+        let _ = tenant_fs::remove_tree(tree);
         result
     }
 
     fn remove(&self, subscription: &str, name: &str) -> Result<()> {
         let cache = self.git_cache(subscription, name);
-        match std::fs::remove_dir_all(&cache) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::internal(format!("removing {}", cache.display()), e))
-            }
-            _ => {}
-        }
+        tenant_fs::remove_tree(&cache).map_err(io_err(format!("removing {}", cache.display())))?;
         let root = self.root(subscription, name);
-        match std::fs::remove_dir_all(&root) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::internal(format!("removing {}", root.display()), e))
-            }
-            _ => {
-                // Drop the subscription's directory once its last stage is gone.
-                let _ = std::fs::remove_dir(self.data_root.join(subscription));
-                Ok(())
-            }
-        }
+        tenant_fs::remove_tree(&root).map_err(io_err(format!("removing {}", root.display())))?;
+        // Drop the subscription's directory once its last stage is gone.
+        let _ = std::fs::remove_dir(self.data_root.join(subscription));
+        Ok(())
     }
 }
 

@@ -2,12 +2,16 @@
 
 pub mod addons;
 pub mod backups;
+pub mod child_output;
+pub mod console_roles;
 pub mod container_stats;
 pub mod docker;
 pub mod engine;
 pub mod engine_exec;
 pub mod git;
+pub mod git_file_url;
 pub mod git_submodules;
+pub mod git_tally;
 pub mod host;
 pub mod hostfs;
 pub mod nginx;
@@ -16,4 +20,6 @@ pub mod priority;
 pub mod probes;
 pub mod records;
 pub mod sql_console;
+pub mod tenant_fs;
+pub mod tenant_tar;
 pub mod usage;

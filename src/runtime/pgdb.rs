@@ -1,15 +1,40 @@
-//! A stage's PostgreSQL through tokio-postgres, reached at its container's address.
+//! A stage's PostgreSQL through tokio-postgres, reached at its container's address. The
+//! agent's own queries (readiness, counts, the console roles) run with a statement and lock
+//! timeout, so a tenant holding a lock delays them seconds, never forever.
 
-use crate::core::stage::interfaces::{DbTarget, SqlRequest, SqlResult, StageDatabase};
+use crate::core::stage::interfaces::{
+    ConsoleRoles, DbTarget, SqlRequest, SqlResult, StageDatabase,
+};
 use crate::core::{Error, Result};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
 pub struct Postgres;
 
+/// The server-side bounds of every agent session, and the client-side guard past them.
+const AGENT_OPTIONS: &str = "-c statement_timeout=10000 -c lock_timeout=5000";
+pub const AGENT_QUERY_LIMIT: Duration = Duration::from_secs(15);
+
+/// A session of the agent's own: bounded by `AGENT_OPTIONS`.
 pub(super) async fn connect(
     t: &DbTarget,
     db: &str,
+) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+    connect_with(t, db, Some(AGENT_OPTIONS)).await
+}
+
+/// A console session: the call sets its own timeout.
+pub(super) async fn connect_console(
+    t: &DbTarget,
+    db: &str,
+) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+    connect_with(t, db, None).await
+}
+
+async fn connect_with(
+    t: &DbTarget,
+    db: &str,
+    options: Option<&str>,
 ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
     let mut config = tokio_postgres::Config::new();
     config
@@ -19,6 +44,9 @@ pub(super) async fn connect(
         .password(&t.password)
         .dbname(db)
         .connect_timeout(Duration::from_secs(5));
+    if let Some(o) = options {
+        config.options(o);
+    }
     let (client, conn) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         let _ = conn.await;
@@ -80,10 +108,10 @@ impl StageDatabase for Postgres {
             .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
         // The profile's query, in a read-only transaction so it can change nothing.
         let wrapped = format!("BEGIN READ ONLY; {query}; ROLLBACK");
-        let messages = c
-            .simple_query(&wrapped)
+        let messages = tokio::time::timeout(AGENT_QUERY_LIMIT, c.simple_query(&wrapped))
             .await
-            .map_err(|e| Error::Database(format!("{db}: {e}")))?;
+            .map_err(|_| Error::Database(format!("{db}: no answer within {AGENT_QUERY_LIMIT:?}")))?
+            .map_err(|e| super::sql_console::db_error(&e))?;
         let value = messages.iter().find_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
             _ => None,
@@ -97,8 +125,17 @@ impl StageDatabase for Postgres {
         super::sql_console::connect_and_run(t, db, req).await
     }
 
+    async fn ensure_console_roles(
+        &self,
+        admin: &DbTarget,
+        db: &str,
+        roles: &ConsoleRoles,
+    ) -> Result<()> {
+        super::console_roles::ensure(admin, db, roles).await
+    }
+
     async fn each(&self, t: &DbTarget, db: &str, statements: &[String]) -> Result<()> {
-        let c = connect(t, db)
+        let c = connect_with(t, db, None)
             .await
             .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
         for s in statements {
@@ -110,7 +147,7 @@ impl StageDatabase for Postgres {
     }
 
     async fn execute(&self, t: &DbTarget, db: &str, sql: &str) -> Result<()> {
-        let c = connect(t, db)
+        let c = connect_with(t, db, None)
             .await
             .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
         c.batch_execute(&format!("BEGIN; {sql}; COMMIT"))

@@ -16,11 +16,18 @@ pub struct FsRecordStore {
 const TMP_PREFIX: &str = ".tmp-";
 
 impl FsRecordStore {
-    /// Creates the directories and removes temp files a crash left behind.
+    /// Creates the directories and removes temp files a crash left behind. The state
+    /// directory loses any permission for other users and group write, whoever made it and
+    /// under whatever umask: all customer data lives beneath it.
     pub fn open(state_dir: &Path) -> io::Result<Self> {
         let store = FsRecordStore {
             root: state_dir.to_path_buf(),
         };
+        fs::create_dir_all(state_dir)?;
+        let mode = fs::metadata(state_dir)?.permissions().mode() & 0o7777;
+        if mode & !0o750 != 0 {
+            fs::set_permissions(state_dir, fs::Permissions::from_mode(mode & 0o750))?;
+        }
         for kind in [RecordKind::Subscription, RecordKind::Stage] {
             let dir = store.dir(kind);
             fs::create_dir_all(&dir)?;

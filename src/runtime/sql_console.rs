@@ -1,6 +1,7 @@
-//! The SQL console: one statement on a stage database, as its user, with a statement timeout,
-//! in a read-only transaction unless asked otherwise, rows beyond `max_rows` not sent, values
-//! turned into JSON faithfully from PostgreSQL's own text form.
+//! The SQL console: one statement on a stage database, as the console role it is given, on a
+//! fresh session, with a statement timeout, in a read-only transaction unless asked otherwise;
+//! rows read as they come and kept up to `max_rows` and `max_bytes`, values turned into JSON
+//! faithfully from PostgreSQL's own text form.
 
 use crate::core::stage::interfaces::{DbTarget, SqlColumn, SqlRequest, SqlResult};
 use crate::core::{Error, Result};
@@ -52,6 +53,29 @@ fn hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// What a row's values count toward `max_bytes`: their text as JSON escapes it, and a
+/// little for each value's quotes and separator.
+pub fn row_bytes(row: &tokio_postgres::SimpleQueryRow) -> usize {
+    (0..row.len())
+        .map(|i| row.get(i).map_or(4, json_len) + 8)
+        .sum()
+}
+
+/// The length of `s` as a JSON string's contents.
+fn json_len(s: &str) -> usize {
+    s.len()
+        + s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 1,
+                0..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
+}
+
+/// One statement in its transaction. A read-only one cut short by `max_rows` or `max_bytes`
+/// is cancelled on the server rather than read to its end; the caller then drops the session,
+/// which rolls it back.
 pub async fn run(client: &tokio_postgres::Client, req: &SqlRequest) -> Result<SqlResult> {
     if req.query.trim().is_empty() {
         return Err(Error::invalid("query", "is empty"));
@@ -66,7 +90,15 @@ pub async fn run(client: &tokio_postgres::Client, req: &SqlRequest) -> Result<Sq
         .batch_execute(&format!("BEGIN {mode}; SET LOCAL statement_timeout = {ms}"))
         .await
         .map_err(|e| db_error(&e))?;
-    let result = statement(client, req).await;
+    let (result, complete) = match statement(client, req).await {
+        Ok((r, complete)) => (Ok(r), complete),
+        Err(e) => (Err(e), true),
+    };
+    if !complete {
+        let token = client.cancel_token();
+        let _ = tokio::time::timeout(SLACK, token.cancel_query(tokio_postgres::NoTls)).await;
+        return result;
+    }
     let end = if result.is_ok() && !req.read_only {
         "COMMIT"
     } else {
@@ -78,7 +110,8 @@ pub async fn run(client: &tokio_postgres::Client, req: &SqlRequest) -> Result<Sq
     Ok(result)
 }
 
-async fn statement(client: &tokio_postgres::Client, req: &SqlRequest) -> Result<SqlResult> {
+/// The statement's result, and whether its rows were read to the end.
+async fn statement(client: &tokio_postgres::Client, req: &SqlRequest) -> Result<(SqlResult, bool)> {
     // Preparing parses without running: it yields the column types, and PostgreSQL refuses
     // to prepare more than one statement.
     let prepared = client.prepare(&req.query).await.map_err(|e| {
@@ -107,44 +140,66 @@ async fn statement(client: &tokio_postgres::Client, req: &SqlRequest) -> Result<
             type_name: c.type_().name().to_string(),
         })
         .collect();
+    // Rows come as the server sends them (the connection reads no further than we do).
     let stream = client
         .simple_query_raw(&req.query)
         .await
         .map_err(|e| db_error(&e))?;
     pin_mut!(stream);
-    let (mut rows, mut truncated, mut changed) = (vec![], false, 0);
+    let (mut rows, mut truncated, mut changed, mut bytes) = (vec![], false, 0, 0usize);
     while let Some(message) = stream.try_next().await.map_err(|e| db_error(&e))? {
         match message {
-            SimpleQueryMessage::Row(row) if rows.len() < req.max_rows => rows.push(
-                (0..row.len())
-                    .map(|i| to_json(row.get(i), types.get(i).unwrap_or(&Type::TEXT)))
-                    .collect(),
-            ),
-            // Rows beyond the cap are read off the connection, never sent.
-            SimpleQueryMessage::Row(_) => truncated = true,
+            SimpleQueryMessage::Row(row) if !truncated => {
+                let size = row_bytes(&row);
+                if rows.len() >= req.max_rows || bytes + size > req.max_bytes {
+                    truncated = true;
+                    // Nothing to commit: stop here. A write must run to its end.
+                    if req.read_only {
+                        return Ok((result(columns, rows, 0, &types, true), false));
+                    }
+                    continue;
+                }
+                bytes += size;
+                rows.push(
+                    (0..row.len())
+                        .map(|i| to_json(row.get(i), types.get(i).unwrap_or(&Type::TEXT)))
+                        .collect(),
+                );
+            }
             SimpleQueryMessage::CommandComplete(n) => changed = n,
             _ => {}
         }
     }
+    Ok((result(columns, rows, changed, &types, truncated), true))
+}
+
+fn result(
+    columns: Vec<SqlColumn>,
+    rows: Vec<Vec<Value>>,
+    changed: u64,
+    types: &[Type],
+    truncated: bool,
+) -> SqlResult {
     // A statement without columns (UPDATE, INSERT) reports the rows it changed.
     let row_count = if types.is_empty() {
         changed
     } else {
         rows.len() as u64
     };
-    Ok(SqlResult {
+    SqlResult {
         columns,
         rows,
         row_count,
         truncated,
-    })
+    }
 }
 
 /// Client-side guard past the server's statement timeout.
 pub const SLACK: Duration = Duration::from_secs(5);
 
+/// Runs `req` on a session of its own, dropped afterwards: nothing a call sets outlives it.
 pub async fn connect_and_run(t: &DbTarget, db: &str, req: &SqlRequest) -> Result<SqlResult> {
-    let client = super::pgdb::connect(t, db)
+    let client = super::pgdb::connect_console(t, db)
         .await
         .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
     tokio::time::timeout(req.timeout + SLACK, run(&client, req))
@@ -156,6 +211,17 @@ pub async fn connect_and_run(t: &DbTarget, db: &str, req: &SqlRequest) -> Result
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sizes_count_json_escapes() {
+        for s in ["abc", "a\"b\\c", "\u{1}\n", "héllo"] {
+            assert_eq!(
+                json_len(s) + 2,
+                serde_json::to_string(s).unwrap().len(),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn values_become_json_faithfully() {

@@ -3,15 +3,15 @@
 //! not followed, the walk stays on one filesystem, and an unreadable entry is counted and
 //! skipped, never fatal. Independent subtrees are walked in parallel by a small bounded pool.
 
+use super::tenant_fs::{names, MAX_DEPTH};
 use crate::core::stage::interfaces::{DirUsage, MeasurePriority, UsageMeter};
 use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{fstatat, FileStat, Mode};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use walkdir::WalkDir;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// The figures of one walk; the core's type.
 pub type Usage = DirUsage;
@@ -27,19 +27,6 @@ struct Inode {
     size: u64,
     blocks: u64,
     is_dir: bool,
-}
-
-impl From<&std::fs::Metadata> for Inode {
-    fn from(m: &std::fs::Metadata) -> Self {
-        Inode {
-            dev: m.dev(),
-            ino: m.ino(),
-            nlink: m.nlink(),
-            size: m.size(),
-            blocks: m.blocks(),
-            is_dir: m.is_dir(),
-        }
-    }
 }
 
 impl From<FileStat> for Inode {
@@ -74,51 +61,74 @@ fn count(meta: &Inode, seen: &Seen, u: &mut Usage) {
     }
 }
 
-fn open_dir_at(parent: Option<&OwnedFd>, path: &Path) -> Option<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    match parent {
-        Some(fd) => openat(fd, path, flags, Mode::empty()).ok(),
-        None => nix::fcntl::open(path, flags, Mode::empty()).ok(),
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// A subdirectory still to walk: its parent, its name there and its depth below the root.
+/// Held by name so a wide split never holds one open fd per directory.
+type Subtree = (Arc<OwnedFd>, OsString, usize);
+
+/// Counts the entries of `dir` (at `depth`), each stat'ed by one name relative to it without
+/// following symlinks, and hands each subdirectory on `dev` to `subdir`.
+fn expand(
+    dir: &OwnedFd,
+    depth: usize,
+    dev: u64,
+    seen: &Seen,
+    total: &mut Usage,
+    subdir: &mut dyn FnMut(OsString, &mut Usage),
+) {
+    let Ok(entries) = names(dir) else {
+        total.unreadable += 1;
+        return;
+    };
+    for name in entries {
+        match fstatat(dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map(Inode::from) {
+            // A mount point's own inode belongs to the other filesystem: du -x skips it too.
+            Ok(meta) if meta.dev != dev => {}
+            Ok(meta) => {
+                count(&meta, seen, total);
+                if meta.is_dir {
+                    if depth + 1 >= MAX_DEPTH {
+                        total.unreadable += 1;
+                    } else {
+                        subdir(name, total);
+                    }
+                }
+            }
+            Err(_) => total.unreadable += 1,
+        }
     }
 }
 
-/// Walks `root` (not its own entry) without descending into other filesystems. Each entry is
-/// stat'ed relative to its open parent directory, one path component as du does, rather than
-/// by its full path.
-fn walk(root: &Path, dev: u64, seen: &Seen) -> Usage {
-    let mut u = Usage::default();
-    let walker = WalkDir::new(root)
-        .min_depth(1)
-        .follow_links(false)
-        .same_file_system(true);
-    // The open directories on the current path, by depth; `None` where one could not be opened.
-    let mut parents: Vec<Option<OwnedFd>> = vec![open_dir_at(None, root)];
-    for entry in walker {
-        let Ok(entry) = entry else {
-            u.unreadable += 1;
-            continue;
-        };
-        let depth = entry.depth();
-        parents.truncate(depth);
-        let parent = parents.get(depth - 1).and_then(Option::as_ref);
-        let meta = match parent {
-            Some(fd) => fstatat(fd, entry.file_name(), AtFlags::AT_SYMLINK_NOFOLLOW)
-                .map(Inode::from)
-                .ok(),
-            None => entry.metadata().ok().map(|m| Inode::from(&m)),
-        };
-        match meta {
-            // A mount point's own inode belongs to the other filesystem: du -x skips it too.
-            Some(m) if m.dev != dev => {}
-            Some(m) => {
-                count(&m, seen, &mut u);
-                if m.is_dir {
-                    let fd = open_dir_at(parent, Path::new(entry.file_name()));
-                    parents.push(fd);
-                }
-            }
+/// Opens a subdirectory by its one name without following a symlink: one swapped in since
+/// it was stat'ed is never entered.
+fn open_sub(parent: &OwnedFd, name: &OsStr) -> Option<OwnedFd> {
+    openat(parent, name, DIR_FLAGS, Mode::empty()).ok()
+}
+
+/// Walks a directory depth first, holding one open directory per level.
+fn walk_dir(dir: &OwnedFd, depth: usize, dev: u64, seen: &Seen, u: &mut Usage) {
+    expand(
+        dir,
+        depth,
+        dev,
+        seen,
+        u,
+        &mut |name, u| match open_sub(dir, &name) {
+            Some(fd) => walk_dir(&fd, depth + 1, dev, seen, u),
             None => u.unreadable += 1,
-        }
+        },
+    );
+}
+
+fn walk(sub: Subtree, dev: u64, seen: &Seen) -> Usage {
+    let mut u = Usage::default();
+    match open_sub(&sub.0, &sub.1) {
+        Some(fd) => walk_dir(&fd, sub.2, dev, seen, &mut u),
+        None => u.unreadable += 1,
     }
     u
 }
@@ -132,51 +142,46 @@ pub fn measure(root: &Path, threads: usize) -> Usage {
 /// down (`filestore/<db>/<xx>/`), so splitting only the top level would leave one busy thread.
 const MAX_SPLIT_DEPTH: usize = 4;
 
-/// Counts the entries of `dir` and pushes its subdirectories (on `dev`) to `subdirs`.
-fn expand(dir: &Path, dev: u64, seen: &Seen, total: &mut Usage, subdirs: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        total.unreadable += 1;
-        return;
-    };
-    for entry in entries {
-        // `DirEntry::metadata` does not follow symlinks.
-        match entry.and_then(|e| e.metadata().map(|m| (e.path(), m))) {
-            Ok((_, meta)) if meta.dev() != dev => {}
-            Ok((path, meta)) => {
-                count(&Inode::from(&meta), seen, total);
-                if meta.is_dir() {
-                    subdirs.push(path);
-                }
-            }
-            Err(_) => total.unreadable += 1,
-        }
-    }
-}
-
 /// As [`measure`]; every thread that walks (the caller's included) runs `setup` first.
 fn measure_with(root: &Path, threads: usize, setup: impl Fn() + Sync) -> Usage {
     setup();
     let threads = threads.max(1);
     let seen: Seen = Mutex::new(HashSet::new());
     let mut total = Usage::default();
-    let Ok(root_meta) = std::fs::symlink_metadata(root) else {
+    let root_meta = match nix::fcntl::open(root, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => fstat(&fd).map(|m| (Inode::from(m), Some(fd))),
+        // Not a directory: counted as itself.
+        Err(_) => nix::sys::stat::lstat(root).map(|m| (Inode::from(m), None)),
+    };
+    let Ok((root_meta, root_fd)) = root_meta else {
         total.unreadable = 1;
         return total;
     };
-    count(&Inode::from(&root_meta), &seen, &mut total);
-    if !root_meta.is_dir() {
+    count(&root_meta, &seen, &mut total);
+    let Some(root_fd) = root_fd else {
         return total;
-    }
-    let dev = root_meta.dev();
+    };
+    let dev = root_meta.dev;
     // Split level by level until there are enough subtrees to keep every worker busy.
-    let mut subtrees = vec![root.to_path_buf()];
-    for _ in 0..MAX_SPLIT_DEPTH {
+    let mut subtrees: Vec<Subtree> = vec![];
+    let root_fd = Arc::new(root_fd);
+    expand(&root_fd, 0, dev, &seen, &mut total, &mut |name, _| {
+        subtrees.push((root_fd.clone(), name, 1))
+    });
+    for _ in 1..MAX_SPLIT_DEPTH {
         if subtrees.len() >= threads * 8 {
             break;
         }
         let mut next = vec![];
-        for dir in &subtrees {
-            expand(dir, dev, &seen, &mut total, &mut next);
+        for (parent, name, depth) in subtrees {
+            let Some(fd) = open_sub(&parent, &name) else {
+                total.unreadable += 1;
+                continue;
+            };
+            let fd = Arc::new(fd);
+            expand(&fd, depth, dev, &seen, &mut total, &mut |name, _| {
+                next.push((fd.clone(), name, depth + 1))
+            });
         }
         subtrees = next;
     }
@@ -190,7 +195,7 @@ fn measure_with(root: &Path, threads: usize, setup: impl Fn() + Sync) -> Usage {
                     let Some(dir) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
                         return;
                     };
-                    let u = walk(&dir, dev, &seen);
+                    let u = walk(dir, dev, &seen);
                     results.lock().unwrap_or_else(|p| p.into_inner()).add(u);
                 }
             });

@@ -15,8 +15,9 @@ use crate::config::Config;
 use crate::core::time::{self, Timestamp};
 use crate::core::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 pub const DUMP: &str = "db.dump";
@@ -72,6 +73,51 @@ pub fn new_id(at: Timestamp) -> String {
     )
 }
 
+/// The ids of the backups this process is writing now. A manifest left `running` by anything
+/// else (a crash, a kill) was interrupted: it reads as failed and retention may remove it.
+static LIVE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Holds a backup's id in [`LIVE`] while it runs.
+struct Live(String);
+
+impl Live {
+    fn new(id: &str) -> Live {
+        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+        live.insert(id.to_string());
+        Live(id.to_string())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+        live.remove(&self.0);
+    }
+}
+
+fn live_ids() -> HashSet<String> {
+    let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    live.iter().cloned().collect()
+}
+
+/// Backups `running` that no one is writing are failed: a crash interrupted them.
+pub fn settle_interrupted(list: &mut [Backup], live: &HashSet<String>) {
+    for b in list {
+        if b.status == BackupStatus::Running && !live.contains(&b.id) {
+            b.status = BackupStatus::Failed;
+            b.error = Some("interrupted (the agent stopped while it ran)".into());
+        }
+    }
+}
+
+/// What a failed backup says and returns: failures of the files are `backup` errors.
+fn backup_error(e: Error) -> Error {
+    match e {
+        Error::Internal { .. } => Error::Backup(e.to_string()),
+        e => e,
+    }
+}
+
 fn newest_first(list: &mut [Backup]) {
     list.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
 }
@@ -92,7 +138,7 @@ fn check_id(id: &str) -> Result<()> {
 }
 
 /// Which backups retention removes: the ok ones past the newest `keep`, and failed ones
-/// older than the oldest kept. Running ones are never touched.
+/// older than the oldest kept. Running ones (being written now) are never touched.
 pub fn to_prune(backups: &[Backup], keep: usize) -> Vec<String> {
     let mut ok: Vec<Backup> = backups
         .iter()
@@ -230,28 +276,50 @@ impl Stages {
             postgres_version: None,
             git_commit: stage.git.last_commit.clone(),
         };
+        let _live = Live::new(&id);
         let (s, n, i) = (sub.clone(), name.clone(), id.clone());
-        let dir = self.blocking(move |st| st.create(&s, &n, &i)).await?;
-        self.write_manifest(&dir, &b).await?;
+        let dir = self
+            .blocking(move |st| st.create(&s, &n, &i))
+            .await
+            .map_err(backup_error)?;
+        if let Err(e) = self.write_manifest(&dir, &b).await {
+            // Not even a manifest fits: no folder stays behind.
+            let (s, n, i) = (sub.clone(), name.clone(), id.clone());
+            let _ = self.blocking(move |st| st.remove(&s, &n, &i)).await;
+            return Err(backup_error(e));
+        }
         self.emit(&stage, "backup", "started", id.clone());
-        match self.fill_backup(config, &stage, &dir, &mut b).await {
+        let filled = match self.fill_backup(config, &stage, &dir, &mut b).await {
             Ok(()) => {
                 b.status = BackupStatus::Ok;
                 b.finished_at = Some(time::now());
-                self.write_manifest(&dir, &b).await?;
+                self.write_manifest(&dir, &b).await
+            }
+            Err(e) => Err(e),
+        };
+        match filled {
+            Ok(()) => {
                 self.emit(&stage, "backup", "ok", id);
                 self.prune_backups(config, &sub, &name).await;
                 Ok(b)
             }
             Err(e) => {
-                // No data file stays beside a failed manifest.
+                let e = backup_error(e);
+                // No data file stays beside a failed manifest; removing them also frees the
+                // space a full disk needs for that manifest.
                 for f in [DUMP, FILESTORE] {
-                    let _ = std::fs::remove_file(dir.join(f));
+                    let path = dir.join(f);
+                    let _ = self.blocking(move |s| s.remove_file(&path)).await;
                 }
                 b.status = BackupStatus::Failed;
                 b.error = Some(e.to_string());
                 b.finished_at = Some(time::now());
-                self.write_manifest(&dir, &b).await?;
+                b.sizes.clear();
+                b.sha256.clear();
+                if self.write_manifest(&dir, &b).await.is_err() {
+                    let (s, n, i) = (sub.clone(), name.clone(), id.clone());
+                    let _ = self.blocking(move |st| st.remove(&s, &n, &i)).await;
+                }
                 self.emit(&stage, "backup", "failed", e.to_string());
                 Err(e)
             }
@@ -278,6 +346,7 @@ impl Stages {
                     read_only: true,
                     timeout: Duration::from_secs(30),
                     max_rows: 1,
+                    max_bytes: 1 << 16,
                 },
             )
             .await?;
@@ -327,13 +396,7 @@ impl Stages {
             })
             .filter(|b| b.stage_uuid == stage.uuid || b.stage == stage.reference())
             .collect();
-        let busy = self.lock_of(stage.uuid).try_lock().is_err();
-        for b in &mut list {
-            if b.status == BackupStatus::Running && !busy {
-                b.status = BackupStatus::Failed;
-                b.error = Some("interrupted (the agent stopped while it ran)".into());
-            }
-        }
+        settle_interrupted(&mut list, &live_ids());
         newest_first(&mut list);
         Ok(list)
     }
@@ -414,13 +477,12 @@ impl Stages {
         self.emit(&stage, "restore_backup", "verified", id);
         let scratch = self.deps.dirs.scratch(&sub, &name)?;
         let (tar, into) = (dir.join(FILESTORE), scratch.clone());
-        if let Err(e) = self.blocking(move |s| s.unpack(&tar, &into)).await {
-            let _ = std::fs::remove_dir_all(&scratch);
-            return Err(e);
-        }
-        let restored = self.restore_database(config, &stage, &dir.join(DUMP)).await;
+        let restored = match self.blocking(move |s| s.unpack(&tar, &into)).await {
+            Ok(()) => self.restore_database(config, &stage, &dir.join(DUMP)).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = restored {
-            let _ = std::fs::remove_dir_all(&scratch);
+            let _ = self.deps.dirs.drop_scratch(&sub, &name);
             return Err(e);
         }
         self.emit(&stage, "restore_backup", "database", "restored");
@@ -529,6 +591,33 @@ mod tests {
         assert_eq!(to_prune(&list, 4), Vec::<String>::new());
         assert_eq!(to_prune(&list, 1), vec!["1", "2", "3", "4", "5"]);
         assert!(to_prune(&[b("1", Failed)], 1).is_empty());
+    }
+
+    #[test]
+    fn interrupted_backups_read_failed_and_are_pruned() {
+        use BackupStatus::*;
+        // "2" was left running by a crash; "5" is being written by this process now.
+        let mut list = vec![
+            b("1", Ok),
+            b("2", Running),
+            b("3", Ok),
+            b("4", Ok),
+            b("5", Running),
+        ];
+        let live: HashSet<String> = ["5".to_string()].into();
+        settle_interrupted(&mut list, &live);
+        assert_eq!(list[1].status, Failed);
+        assert!(list[1].error.as_deref().unwrap().contains("interrupted"));
+        assert_eq!(list[4].status, Running);
+        assert_eq!(to_prune(&list, 2), vec!["1", "2"]);
+        // Through the process's own register: a live backup is never settled.
+        let _held = Live::new("5");
+        let mut again = vec![b("5", Running)];
+        settle_interrupted(&mut again, &live_ids());
+        assert_eq!(again[0].status, Running);
+        drop(_held);
+        settle_interrupted(&mut again, &live_ids());
+        assert_eq!(again[0].status, Failed);
     }
 
     #[test]

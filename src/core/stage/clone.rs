@@ -80,29 +80,16 @@ impl Stages {
         restored
     }
 
-    /// A copy of the source's `dir` through a tar beside the new stage's directories.
+    /// A copy of the source's `dir` into the new stage's; the source's containers keep
+    /// running, so what a file holds is what it held when the copy read it.
     async fn copy_dir(&self, source: &Stage, stage: &Stage, dir: &str) -> Result<()> {
-        let from = self
-            .deps
-            .dirs
-            .root(source.subscription.as_str(), source.name.as_str())
-            .join(dir);
-        let root = self
-            .deps
-            .dirs
-            .root(stage.subscription.as_str(), stage.name.as_str());
-        let (to, tar) = (root.join(dir), root.join(format!(".clone-{dir}.tar")));
-        let t = tar.clone();
-        let packed = self.blocking(move |s| s.pack(&from, &t)).await;
-        let unpacked = match packed {
-            Ok(()) => {
-                let t = tar.clone();
-                self.blocking(move |s| s.unpack(&t, &to)).await
-            }
-            Err(e) => Err(e),
-        };
-        let _ = std::fs::remove_file(&tar);
-        unpacked
+        let dirs = self.deps.dirs.clone();
+        let from = (source.subscription.to_string(), source.name.to_string());
+        let to = (stage.subscription.to_string(), stage.name.to_string());
+        let dir = dir.to_string();
+        tokio::task::spawn_blocking(move || dirs.copy_dir((&from.0, &from.1), (&to.0, &to.1), &dir))
+            .await
+            .map_err(|e| Error::internal("copying a stage directory", e))?
     }
 
     /// The profile's `neutralize_sql` on the copy, then its check, which must return 0.

@@ -3,7 +3,7 @@
 
 use super::containers::{APP, CODE_SERVER, DB};
 use super::create::profile_of;
-use super::interfaces::{ExecRequest, LogLine, SqlRequest, SqlResult};
+use super::interfaces::{ConsoleRoles, DbTarget, ExecRequest, LogLine, SqlRequest, SqlResult};
 use super::model::Stage;
 use super::transitions::Operation;
 use super::{naming, Stages};
@@ -20,6 +20,13 @@ pub const MAX_TAIL: usize = 1000;
 pub const OUTPUT_CAP: usize = 1 << 20;
 pub const MAX_TIMEOUT_S: u64 = 3600;
 pub const MAX_ROWS: usize = 100_000;
+/// `stage.sql`'s `max_bytes`, default and bound: the API answers at most 10 MiB, and the
+/// rest of the answer (columns, brackets) needs room beside the values.
+pub const DEFAULT_MAX_BYTES: usize = 8 << 20;
+pub const MAX_BYTES: usize = 8 << 20;
+/// The console's login roles: never the superuser the app and the agent use.
+pub const CONSOLE_READER: &str = "stagelet_console";
+pub const CONSOLE_WRITER: &str = "stagelet_console_rw";
 
 /// `stage.exec`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +84,16 @@ impl tokio::io::AsyncWrite for Capped {
     }
 }
 
+/// `stage.sql` as the API takes it, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct SqlCall {
+    pub query: String,
+    pub read_only: bool,
+    pub timeout_s: u64,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+}
+
 /// `component` (default app) as a container role of this stage.
 fn role(stage: &Stage, component: Option<&str>) -> Result<&'static str> {
     match component.unwrap_or(APP) {
@@ -108,15 +125,14 @@ pub fn check_timeout(field: &str, s: u64) -> Result<Duration> {
 }
 
 impl Stages {
-    pub async fn sql(
-        &self,
-        config: &Config,
-        reference: &str,
-        query: String,
-        read_only: bool,
-        timeout_s: u64,
-        max_rows: usize,
-    ) -> Result<SqlResult> {
+    pub async fn sql(&self, config: &Config, reference: &str, call: SqlCall) -> Result<SqlResult> {
+        let SqlCall {
+            query,
+            read_only,
+            timeout_s,
+            max_rows,
+            max_bytes,
+        } = call;
         let timeout = check_timeout("timeout_s", timeout_s)?;
         if !(1..=MAX_ROWS).contains(&max_rows) {
             return Err(Error::invalid(
@@ -124,17 +140,62 @@ impl Stages {
                 format!("must be 1 to {MAX_ROWS}"),
             ));
         }
+        if !(1..=MAX_BYTES).contains(&max_bytes) {
+            return Err(Error::invalid(
+                "max_bytes",
+                format!("must be 1 to {MAX_BYTES}"),
+            ));
+        }
         let stage = self.find(reference)?;
         Operation::Console.check(&stage.reference(), stage.state)?;
         let profile = profile_of(config, &stage.profile)?;
-        let target = self.db_target(&naming(config), &stage, profile).await?;
+        let admin = self.db_target(&naming(config), &stage, profile).await?;
+        let roles = ConsoleRoles {
+            reader: CONSOLE_READER.into(),
+            writer: CONSOLE_WRITER.into(),
+            password: match &stage.console_password {
+                Some(p) => p.clone(),
+                None => self.console_password(stage.uuid).await?,
+            },
+        };
+        // Every call: a role a previous call could have altered is put back first.
+        self.deps
+            .db
+            .ensure_console_roles(&admin, stage.db_name(), &roles)
+            .await?;
+        let target = DbTarget {
+            user: if read_only {
+                roles.reader
+            } else {
+                roles.writer
+            },
+            password: roles.password,
+            ..admin
+        };
         let req = SqlRequest {
             query,
             read_only,
             timeout,
             max_rows,
+            max_bytes,
         };
         self.deps.db.sql(&target, stage.db_name(), &req).await
+    }
+
+    /// The console roles' password, made and saved at the first use (under the stage's lock,
+    /// so two first calls agree on one).
+    async fn console_password(&self, uuid: uuid::Uuid) -> Result<String> {
+        let lock = self.lock_of(uuid);
+        let _g = lock.lock().await;
+        let mut stage = self.find(&uuid.to_string())?;
+        if let Some(p) = &stage.console_password {
+            return Ok(p.clone());
+        }
+        use rand::distr::{Alphanumeric, SampleString};
+        let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
+        stage.console_password = Some(password.clone());
+        self.save(&stage).await?;
+        Ok(password)
     }
 
     /// The container of `component`, which must exist.

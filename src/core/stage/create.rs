@@ -140,6 +140,7 @@ impl Stages {
                 profile: sub.profile.clone(),
                 settings: sub.settings.clone(),
                 db_password: Alphanumeric.sample_string(&mut rand::rng(), 32),
+                console_password: None,
                 step: Some(Step::Directories),
                 storage: None,
                 active_users: None,

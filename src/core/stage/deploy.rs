@@ -4,7 +4,7 @@
 
 use super::containers::APP;
 use super::create::{grace, profile_of};
-use super::interfaces::FetchRequest;
+use super::interfaces::{CheckoutLimits, FetchRequest};
 use super::model::{Stage, StageState};
 use super::transitions::Operation;
 use super::{naming, Stages};
@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::core::time::{self, Timestamp};
 use crate::core::{git_input, Error, Result};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// Whether the controller has linked a webhook that calls `stage.deploy` (it owns the hook).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +81,11 @@ impl Stages {
             protocols: config.git.allowed_protocols.clone(),
             timeout: config.git.timeout.0,
             submodules: req.submodules,
+            limits: CheckoutLimits {
+                max_bytes: config.git.max_checkout_mb.saturating_mul(1 << 20),
+                max_files: config.git.max_checkout_files,
+            },
+            file_roots: config.git.file_roots.iter().map(PathBuf::from).collect(),
         };
         self.emit(
             &stage,
@@ -90,14 +96,8 @@ impl Stages {
         let commit = self.deps.git.fetch(&fetch).await?;
         self.emit(&stage, "deploy", "checkout", commit.hash.clone());
         let scratch = self.deps.dirs.scratch(&sub, &name)?;
-        let max = config.git.max_checkout_mb.saturating_mul(1 << 20);
-        if let Err(e) = self
-            .deps
-            .git
-            .export(&fetch, &commit.hash, &scratch, max)
-            .await
-        {
-            let _ = std::fs::remove_dir_all(&scratch);
+        if let Err(e) = self.deps.git.export(&fetch, &commit.hash, &scratch).await {
+            let _ = self.deps.dirs.drop_scratch(&sub, &name);
             return Err(e);
         }
         self.emit(

@@ -164,6 +164,14 @@ pub trait StageDatabase: Send + Sync {
     async fn count(&self, target: &DbTarget, db: &str, query: &str) -> Result<i64>;
     /// The SQL console: one statement, in a read-only transaction unless `read_only` is false.
     async fn sql(&self, target: &DbTarget, db: &str, req: &SqlRequest) -> Result<SqlResult>;
+    /// Makes (or puts back in shape) the console's two roles, neither a superuser: `reader`
+    /// reads every table, `writer` also changes rows; both log in with `password`.
+    async fn ensure_console_roles(
+        &self,
+        admin: &DbTarget,
+        db: &str,
+        roles: &ConsoleRoles,
+    ) -> Result<()>;
     /// Runs `sql` (several statements allowed: it comes from the configuration) in one
     /// transaction.
     async fn execute(&self, target: &DbTarget, db: &str, sql: &str) -> Result<()>;
@@ -177,6 +185,16 @@ pub struct SqlRequest {
     pub read_only: bool,
     pub timeout: Duration,
     pub max_rows: usize,
+    /// Rows stop before their values' text adds up to more.
+    pub max_bytes: usize,
+}
+
+/// The SQL console's login roles on a stage's PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct ConsoleRoles {
+    pub reader: String,
+    pub writer: String,
+    pub password: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -185,7 +203,7 @@ pub struct SqlResult {
     pub rows: Vec<Vec<serde_json::Value>>,
     /// Rows sent (after `max_rows`), or rows changed by a statement that returns none.
     pub row_count: u64,
-    /// More rows were there than `max_rows`.
+    /// More rows were there than `max_rows`, or than fit in `max_bytes`.
     pub truncated: bool,
 }
 
@@ -207,6 +225,11 @@ pub trait StageDirs: Send + Sync {
     fn git_cache(&self, subscription: &str, name: &str) -> PathBuf;
     /// A new, empty directory on the same filesystem as the stage's data, for a checkout.
     fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf>;
+    /// Removes the stage's scratch directory, if there is one.
+    fn drop_scratch(&self, subscription: &str, name: &str) -> Result<()>;
+    /// Copies the contents of `dir` of stage `from` into the same, empty, directory of stage
+    /// `to` without following any symlink in it (they are copied as symlinks).
+    fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()>;
     /// Puts the tree at `tree` in the stage's directory `dir` (`addons`, `filestore`), changing
     /// its contents and never the directory itself (it is bind-mounted). With `clear` what the
     /// tree lacks goes; else the tree is laid over what is there. On failure the directory is
@@ -234,6 +257,17 @@ pub struct FetchRequest {
     pub timeout: Duration,
     /// Check out the commit's submodules too (one level), each URL held to the same rules.
     pub submodules: bool,
+    /// What the checkout, submodules included, may write.
+    pub limits: CheckoutLimits,
+    /// `git.file_roots`: a `file://` repository must lie under one of them.
+    pub file_roots: Vec<PathBuf>,
+}
+
+/// `git.max_checkout_mb` (in bytes) and `git.max_checkout_files`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckoutLimits {
+    pub max_bytes: u64,
+    pub max_files: u64,
 }
 
 /// The commit a deploy lays out.
@@ -250,14 +284,8 @@ pub trait Git: Send + Sync {
     /// Fetches the branch's tip into `req.cache` (made if missing; only what is new comes).
     async fn fetch(&self, req: &FetchRequest) -> Result<Commit>;
     /// Writes the commit's files into the empty directory `into`; refused with
-    /// `limit_exceeded` when they add up to more than `max_bytes`.
-    async fn export(
-        &self,
-        req: &FetchRequest,
-        hash: &str,
-        into: &Path,
-        max_bytes: u64,
-    ) -> Result<()>;
+    /// `limit_exceeded`, before a file is written, when they cross `req.limits`.
+    async fn export(&self, req: &FetchRequest, hash: &str, into: &Path) -> Result<()>;
     /// The subscription's ed25519 public key, made on the first call.
     async fn deploy_key(&self, subscription: &str) -> Result<String>;
 }
@@ -308,6 +336,8 @@ pub trait BackupStore: Send + Sync {
     /// Every backup's manifest bytes, by id.
     fn manifests(&self, subscription: &str, name: &str) -> Result<Vec<(String, Vec<u8>)>>;
     fn remove(&self, subscription: &str, name: &str, id: &str) -> Result<()>;
+    /// Removes one file of a backup; a missing one is no error.
+    fn remove_file(&self, file: &Path) -> Result<()>;
     /// Size and sha256 (hex) of a file.
     fn sha256(&self, file: &Path) -> Result<(u64, String)>;
     /// A tar of `dir`'s contents at `to`.

@@ -146,6 +146,9 @@ pub struct Stage {
     pub settings: Settings,
     /// Never leaves the record file (mode 0600).
     pub db_password: String,
+    /// The SQL console roles' password, made at their first use; never leaves the record.
+    #[serde(default)]
+    pub console_password: Option<String>,
     /// The step in progress, if any.
     pub step: Option<Step>,
     /// The last measure of its directories.

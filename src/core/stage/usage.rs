@@ -11,6 +11,13 @@ use crate::core::time::{self, Timestamp};
 use crate::core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The active-users count may take this long (the database side bounds its own statements
+/// and locks well below): a tenant holding a lock delays its own figure, nothing else.
+const ACTIVE_USERS_TIMEOUT: Duration = Duration::from_secs(20);
+/// One stage's measure in the background pass; past it the pass moves on to the next.
+const BACKGROUND_STAGE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Allocated sizes (what `du -sB1` prints): what the stage takes from the disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,7 +163,14 @@ impl Stages {
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let storage = Storage::from_dirs(dirs[0], dirs[1], dirs[2], time::now());
-        let active_users = match self.active_users(config, &stage).await {
+        let counted = tokio::time::timeout(ACTIVE_USERS_TIMEOUT, self.active_users(config, &stage))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Database(format!(
+                    "no count within {ACTIVE_USERS_TIMEOUT:?}"
+                )))
+            });
+        let active_users = match counted {
             Ok(Some(n)) => Some(n),
             // Stopped, or no query in the profile: the last count still holds.
             Ok(None) => stage.active_users,
@@ -200,17 +214,21 @@ impl Stages {
         self.save(&stage).await
     }
 
-    /// The background pass: stale stages one at a time, at idle priority.
+    /// The background pass: stale stages one at a time, at idle priority, each within
+    /// `BACKGROUND_STAGE_TIMEOUT` so that one stage never holds up the others.
     pub async fn measure_stale(&self, config: &Config, now: Timestamp) {
         for uuid in stale(&self.all(), config.usage.interval.0, now) {
             // A stage an operation holds waits for a later pass rather than hold up the others.
             if self.try_lock_stage(uuid).is_none() {
                 continue;
             }
-            match self
-                .measure(config, &uuid.to_string(), MeasurePriority::Background)
-                .await
-            {
+            let id = uuid.to_string();
+            let one = self.measure(config, &id, MeasurePriority::Background);
+            let Ok(measured) = tokio::time::timeout(BACKGROUND_STAGE_TIMEOUT, one).await else {
+                tracing::warn!(%uuid, "background measure took too long; next stage");
+                continue;
+            };
+            match measured {
                 Ok(m) => tracing::debug!(%uuid, used_bytes = m.storage.used_bytes, "measured"),
                 // Cancelled or terminated meanwhile: nothing to do.
                 Err(Error::InvalidState { .. } | Error::NotFound { .. }) => {}
