@@ -337,8 +337,11 @@ fn repo(dir: &Path) -> String {
 #[tokio::test]
 async fn a_client_cut_off_at_each_deploy_step_leaves_it_deployed() {
     let test = "a_client_cut_off_at_each_deploy_step_leaves_it_deployed";
-    let git = "[git]\nallowed_protocols = [\"https\", \"ssh\", \"file\"]";
-    let Some((env, hooks)) = start(test, git).await else {
+    let git = format!(
+        "[git]\nallowed_protocols = [\"https\", \"ssh\", \"file\"]\nfile_roots = [\"{}\"]",
+        std::env::temp_dir().canonicalize().unwrap().display()
+    );
+    let Some((env, hooks)) = start(test, &git).await else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
