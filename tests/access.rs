@@ -147,3 +147,32 @@ async fn admin_group_may_write_and_sighup_applies_access_changes() {
     d.signal(Signal::SIGTERM);
     assert!(d.wait_exit(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn child() {
+    common::child::run_if_asked();
+}
+
+#[tokio::test]
+async fn a_reader_follows_logs_and_ends_the_stream() {
+    let Some(env) = common::StageEnv::with_stages(
+        "a_reader_follows_logs_and_ends_the_stream",
+        OPEN_SOCKET,
+        None,
+        &["qa"],
+    )
+    .await
+    else {
+        return;
+    };
+    let d = &env.daemon;
+    let reader = common::child::spawn(
+        &[USERS_GID],
+        "unfollow",
+        &[d.socket.display().to_string(), "acme/qa".into()],
+    );
+    let out = reader.child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("unfollow=Ok("), "{text}");
+}

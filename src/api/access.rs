@@ -69,10 +69,12 @@ impl AccessPolicy {
     }
 }
 
-/// The methods that change nothing (DESIGN.md, "Access").
+/// The methods that change nothing (DESIGN.md, "Access"). Ending a subscription the caller
+/// may open changes nothing either: it only ends the caller's own stream.
 pub fn is_read_only(method: &str, params: Option<&RawValue>) -> bool {
     match method {
-        "agent.info" | "host.stats" | "stage.logs" | "stage.follow_logs" | "stage.stats" => true,
+        "agent.info" | "host.stats" | "stage.logs" | "stage.stats" => true,
+        "stage.follow_logs" | "stage.unfollow_logs" => true,
         "stage.usage" => !wants_refresh(params),
         m => m.ends_with(".get") || m.ends_with(".list"),
     }
@@ -128,6 +130,7 @@ mod tests {
             "stage.list",
             "stage.logs",
             "stage.follow_logs",
+            "stage.unfollow_logs",
             "stage.stats",
         ] {
             assert!(is_read_only(m, None), "{m}");
@@ -140,6 +143,7 @@ mod tests {
             "stage.sql",
             "stage.stop",
             "events.subscribe",
+            "events.unsubscribe",
             "subscription.deploy_key",
             "stage.deploy",
             "stage.backup",

@@ -46,13 +46,24 @@ pub async fn connect(socket: &Path) -> Result<Client, ConnectError> {
         .build_with_tokio(tx, rx))
 }
 
-/// One keep-alive HTTP/1.1 connection that POSTs JSON-RPC bodies.
+/// One keep-alive HTTP/1.1 connection that POSTs JSON-RPC bodies; made again when the daemon
+/// closed it (it closes idle connections).
 pub struct HttpClient {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    socket: std::path::PathBuf,
 }
 
 impl HttpClient {
     pub async fn connect(socket: &Path) -> Result<Self, ConnectError> {
+        Ok(HttpClient {
+            sender: Self::handshake(socket).await?,
+            socket: socket.to_path_buf(),
+        })
+    }
+
+    async fn handshake(
+        socket: &Path,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ConnectError> {
         let stream = UnixStream::connect(socket)
             .await
             .map_err(|e| socket_error(socket, e))?;
@@ -64,7 +75,7 @@ impl HttpClient {
                     message: e.to_string(),
                 })?;
         tokio::spawn(conn);
-        Ok(HttpClient { sender })
+        Ok(sender)
     }
 
     /// POSTs a body and returns the status and the response body.
@@ -73,11 +84,34 @@ impl HttpClient {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("a constant request builds");
-        self.sender.ready().await?;
-        let resp = self.sender.send_request(req).await?;
+        let resp = match self.send(req).await {
+            Ok(resp) => resp,
+            // Closed while idle, before the request went out: once more on a new connection.
+            Err(mut e) => match e.take_message() {
+                Some(req) => {
+                    if let Ok(sender) = Self::handshake(&self.socket).await {
+                        self.sender = sender;
+                    }
+                    self.send(req).await.map_err(|e| e.into_error())?
+                }
+                None => return Err(e.into_error()),
+            },
+        };
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await?.to_bytes();
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    async fn send(
+        &mut self,
+        req: hyper::Request<Full<Bytes>>,
+    ) -> Result<
+        hyper::Response<hyper::body::Incoming>,
+        hyper::client::conn::TrySendError<hyper::Request<Full<Bytes>>>,
+    > {
+        // `ready` fails on a closed connection; the send below then hands the request back.
+        let _ = self.sender.ready().await;
+        self.sender.try_send_request(req).await
     }
 
     /// Calls a method with named params and returns the whole JSON-RPC response object.

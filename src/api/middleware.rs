@@ -1,5 +1,6 @@
-//! The RPC middleware of one connection: checks the caller's access, opens the request span,
-//! and names the field of jsonrpsee's own parameter errors.
+//! The RPC middleware of one connection: checks the caller's access and the batch size, opens
+//! the request span, marks the connection busy while a call runs, and names the field of
+//! jsonrpsee's own parameter errors.
 
 use super::access::{AccessPolicy, Caller};
 use super::errors;
@@ -9,25 +10,87 @@ use jsonrpsee::core::middleware::{Batch, BatchEntry, BatchEntryErr, Notification
 use jsonrpsee::server::MethodResponse;
 use jsonrpsee::types::{ErrorCode, Request};
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// The access policy, swapped whole on a configuration reload.
 pub type SharedPolicy = Arc<RwLock<Arc<AccessPolicy>>>;
+
+/// Calls under way on one connection, and when the last one ended: the daemon closes a
+/// connection that stays idle too long.
+#[derive(Debug)]
+pub struct Activity {
+    busy: AtomicUsize,
+    since: Mutex<Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            busy: AtomicUsize::new(0),
+            since: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Activity {
+    /// How long no call has run; `None` while one runs.
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some(
+            self.since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed(),
+        )
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+}
+
+/// A call under way; its end restarts the idle clock.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What the middleware of one connection knows besides the policy.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub caller: Arc<Caller>,
+    pub activity: Arc<Activity>,
+    /// `api.max_batch` when the connection opened.
+    pub max_batch: usize,
+}
 
 #[derive(Clone)]
 pub struct ConnectionMiddleware<S> {
     inner: S,
     caller: Arc<Caller>,
     policy: SharedPolicy,
+    activity: Arc<Activity>,
+    max_batch: usize,
 }
 
 impl<S> ConnectionMiddleware<S> {
-    pub fn new(inner: S, caller: Arc<Caller>, policy: SharedPolicy) -> Self {
+    pub fn new(inner: S, conn: &ConnectionInfo, policy: SharedPolicy) -> Self {
         ConnectionMiddleware {
             inner,
-            caller,
+            caller: conn.caller.clone(),
             policy,
+            activity: conn.activity.clone(),
+            max_batch: conn.max_batch,
         }
     }
 
@@ -68,7 +131,9 @@ where
         let allowed = self.allows(req.method_name(), req.params.as_deref());
         let caller = self.caller.clone();
         let inner = self.inner.clone();
+        let busy = self.activity.begin();
         async move {
+            let _busy = busy;
             if !allowed {
                 tracing::warn!("forbidden");
                 let err = forbidden(&caller, req.method_name());
@@ -94,6 +159,18 @@ where
         &self,
         mut batch: Batch<'a>,
     ) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
+        let busy = self.activity.begin();
+        // Refused whole, before any call runs: jsonrpsee's own limit answers with -32010,
+        // which is `docker` in this API.
+        let too_big = (batch.len() > self.max_batch).then(|| {
+            let err = Error::LimitExceeded(format!(
+                "a batch holds at most {} calls (api.max_batch); this one has {}",
+                self.max_batch,
+                batch.len()
+            ));
+            tracing::warn!(calls = batch.len(), uid = self.caller.uid, "batch refused");
+            MethodResponse::error(jsonrpsee::types::Id::Null, errors::to_object(&err))
+        });
         for entry in batch.iter_mut() {
             if let Ok(BatchEntry::Call(req)) = entry {
                 if !self.allows(req.method_name(), req.params.as_deref()) {
@@ -104,7 +181,14 @@ where
                 }
             }
         }
-        self.inner.batch(batch)
+        let inner = self.inner.clone();
+        async move {
+            let _busy = busy;
+            match too_big {
+                Some(refused) => refused,
+                None => inner.batch(batch).await,
+            }
+        }
     }
 
     fn notification<'a>(
@@ -113,7 +197,9 @@ where
     ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
         let allowed = self.allows(n.method_name(), n.params.as_deref());
         let inner = self.inner.clone();
+        let busy = self.activity.begin();
         async move {
+            let _busy = busy;
             if allowed {
                 inner.notification(n).await
             } else {

@@ -1,5 +1,6 @@
 //! The agent's configuration: TOML with every key defaulted, loaded from a file or embedded.
 
+pub mod api;
 pub mod check;
 pub mod profile;
 pub mod types;
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use types::{BodySize, Dur, FileMode, PortRange, SafePath};
 
+pub use api::Api;
 pub use check::{load_file, parse, ConfigError};
 
 pub const DEFAULT_PATH: &str = "/etc/stagelet/stagelet.toml";
@@ -30,6 +32,7 @@ pub fn current(shared: &SharedConfig) -> std::sync::Arc<Config> {
 pub struct Config {
     pub agent: Agent,
     pub access: Access,
+    pub api: Api,
     pub docker: Docker,
     pub ports: Ports,
     pub nginx: Nginx,
@@ -286,6 +289,7 @@ impl Default for Config {
         Config {
             agent: Agent::default(),
             access: Access::default(),
+            api: Api::default(),
             docker: Docker::default(),
             ports: Ports::default(),
             nginx: Nginx::default(),
@@ -416,6 +420,12 @@ impl Config {
                 ),
             ));
         }
+        errs.extend(
+            self.api
+                .cross_check()
+                .into_iter()
+                .map(|(k, m)| (key(&["api", k]), m)),
+        );
         if self.ports.http.overlaps(&self.ports.code_server) {
             errs.push((key(&["ports", "code_server"]), "overlaps ports.http".into()));
         }

@@ -241,15 +241,14 @@ impl Agent {
         over_limit(limit, used_by(all, subscription))
     }
 
-    /// Refused while the subscription has a stage that is not cancelled.
+    /// Refused while the subscription has a stage that is not cancelled. Its backups and
+    /// stage records go to the archive, its deploy key and mirrors are removed: a new
+    /// subscription of the same id starts with nothing.
     pub async fn delete_subscription(&self, id: &str) -> Result<()> {
-        let holding: Vec<String> = self
-            .stages
-            .live()
-            .iter()
-            .filter(|s| s.subscription.as_str() == id)
-            .map(|s| s.reference())
-            .collect();
+        // Held throughout: no stage of `id` is admitted meanwhile (create checks its
+        // subscription under this lock).
+        let _admission = self.stages.hold_admission().await;
+        let holding = self.stages.live_of(id);
         if !holding.is_empty() {
             return Err(Error::InvalidState {
                 what: format!(
@@ -260,7 +259,11 @@ impl Agent {
                 allowed: vec!["no stages".into()],
             });
         }
-        self.subscriptions.delete(id).await
+        self.subscriptions
+            .delete_with(id, |sub| async move {
+                self.stages.retire_subscription(&sub).await.map(|_| ())
+            })
+            .await
     }
 
     pub fn stages(&self) -> &Stages {
@@ -289,7 +292,15 @@ impl Agent {
                 Error::InvalidParams { message, .. } => Error::invalid("subscription", message),
                 other => other,
             })?;
-            let stage = a.stages.create(&a.config(), &sub, req).await?;
+            // Checked again under admission: a delete may have run since.
+            let current = || match a.subscriptions.get(sub.id.as_str()) {
+                Ok(now) if now.created_at == sub.created_at => Ok(()),
+                _ => Err(Error::NotFound {
+                    what: "subscription",
+                    id: sub.id.to_string(),
+                }),
+            };
+            let stage = a.stages.create(&a.config(), &sub, req, &current).await?;
             Ok(a.view(&stage).await)
         })
         .await
@@ -494,8 +505,12 @@ impl Agent {
 
     /// Made once per subscription; later calls return the same key.
     pub async fn deploy_key(self: &Arc<Self>, id: &str) -> Result<DeployKey> {
-        let sub = self.subscriptions.get(id)?;
+        let id = id.to_string();
         self.detached(move |a| async move {
+            // A delete holds admission while it removes the key: no key is made for a
+            // subscription on its way out, to be inherited by the next one of its id.
+            let _admission = a.stages.hold_admission().await;
+            let sub = a.subscriptions.get(&id)?;
             let public_key = a.stages.deploy_key(sub.id.as_str()).await?;
             Ok(DeployKey {
                 id: sub.id.to_string(),

@@ -302,6 +302,9 @@ impl Git for NoGit {
     async fn deploy_key(&self, subscription: &str) -> Result<String> {
         Ok(format!("ssh-ed25519 AAAA stagelet-deploy-{subscription}"))
     }
+    async fn remove_deploy_key(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A backup store that holds nothing and refuses to write.
@@ -343,6 +346,9 @@ impl BackupStore for NoBackups {
     }
     fn reader(&self, _: &Path) -> Result<ByteReader> {
         Ok(Box::new(tokio::io::empty()))
+    }
+    fn archive(&self, _: &str, _: &str, _: &[(String, Vec<u8>)]) -> Result<Option<PathBuf>> {
+        Ok(None)
     }
 }
 
@@ -408,4 +414,19 @@ pub fn store_with(stages: &[super::stage::model::Stage]) -> Arc<MemStore> {
             .unwrap();
     }
     store
+}
+
+/// A subscription record of `id` with room for five stages.
+pub fn subscription(id: &str) -> super::subscription::Subscription {
+    let now = super::time::now();
+    super::subscription::Subscription {
+        schema_version: super::subscription::SCHEMA_VERSION,
+        id: super::names::SubscriptionId::parse(id).unwrap(),
+        stage_limit: 5,
+        storage_limit_mb: None,
+        profile: "odoo".into(),
+        settings: Default::default(),
+        created_at: now,
+        updated_at: now,
+    }
 }

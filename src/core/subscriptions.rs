@@ -154,9 +154,20 @@ impl Subscriptions {
 
     /// Removes the record. The caller checks first that no stage still needs it.
     pub async fn delete(&self, id: &str) -> Result<()> {
+        self.delete_with(id, |_| async { Ok(()) }).await
+    }
+
+    /// Runs `retire` on the record (to put away what is stored under its id), then removes
+    /// the record; a `retire` that fails leaves it. No subscription of the same id can be
+    /// created until both are done.
+    pub async fn delete_with<F, Fut>(&self, id: &str, retire: F) -> Result<()>
+    where
+        F: FnOnce(Subscription) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let id = parse_id("id", id)?;
         let _w = self.write.lock().await;
-        self.get(id.as_str())?;
+        retire(self.get(id.as_str())?).await?;
         let store = self.store.clone();
         let key = id.to_string();
         tokio::task::spawn_blocking(move || store.delete(RecordKind::Subscription, &key))

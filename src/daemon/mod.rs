@@ -1,6 +1,7 @@
 //! The daemon: loads the configuration, opens the state, binds the socket, serves the API and
 //! handles signals, talking to systemd throughout.
 
+pub mod conn;
 pub mod logging;
 pub mod notify;
 pub mod serve;

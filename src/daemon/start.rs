@@ -118,6 +118,8 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     let host = Arc::new(SysHost::new(&config.agent.state_dir));
     let shared = crate::config::shared(config.clone());
     let live = shared.clone();
+    let live_config = shared.clone();
+    super::conn::raise_fd_limit(config.api.max_connections);
     let stage_deps = StageDeps {
         store: store.clone(),
         engine: Arc::new(DockerEngine::new(&config.docker.endpoint)),
@@ -189,6 +191,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
         sock.take_listener(),
         methods,
         policy,
+        live_config,
         async {
             let _ = stop_rx.await;
             let _ = stopping.set(std::time::Instant::now());

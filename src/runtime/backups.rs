@@ -83,6 +83,42 @@ impl BackupStore for FsBackups {
         Ok(out)
     }
 
+    /// To `state_dir/archive/<label>/`: `backups/` (renamed whole) and the records beside it.
+    fn archive(
+        &self,
+        subscription: &str,
+        label: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Option<PathBuf>> {
+        let backups = self.root.join(subscription);
+        let has_backups = backups
+            .try_exists()
+            .map_err(io(format!("reading {}", backups.display())))?;
+        if !has_backups && records.is_empty() {
+            return Ok(None);
+        }
+        let to = self.root.with_file_name("archive").join(label);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&to)
+            .map_err(io(format!("creating {}", to.display())))?;
+        for (name, bytes) in records {
+            let path = to.join(format!("{name}.json"));
+            super::records::write_atomic(&path, bytes, 0o600)
+                .map_err(io(format!("writing {}", path.display())))?;
+        }
+        if has_backups {
+            let dest = to.join("backups");
+            std::fs::rename(&backups, &dest).map_err(io(format!(
+                "moving {} to {}",
+                backups.display(),
+                dest.display()
+            )))?;
+        }
+        Ok(Some(to))
+    }
+
     fn remove(&self, subscription: &str, name: &str, id: &str) -> Result<()> {
         let dir = self.dir(subscription, name, id);
         super::tenant_fs::remove_tree(&dir).map_err(io(format!("removing {}", dir.display())))

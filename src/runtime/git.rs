@@ -307,6 +307,21 @@ impl Git for GitCli {
             .map_err(|e| Error::internal(format!("reading {}", public.display()), e))?;
         Ok(text.trim().to_string())
     }
+
+    async fn remove_deploy_key(&self, subscription: &str) -> Result<()> {
+        let _one = self.keys.lock().await;
+        let dir = self
+            .key_path(subscription)
+            .parent()
+            .expect("the key is in a directory")
+            .to_path_buf();
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::internal(format!("removing {}", dir.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn make_private_dir(dir: &Path) -> Result<()> {

@@ -71,11 +71,13 @@ pub fn profile_of<'a>(config: &'a Config, stage_profile: &str) -> Result<&'a Pro
 }
 
 impl Stages {
+    /// `current` says, under admission, whether `sub` still exists (a delete takes admission).
     pub async fn create(
         &self,
         config: &Config,
         sub: &Subscription,
         req: NewStage,
+        current: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<Stage> {
         let name = StageName::parse(&req.name).map_err(|m| Error::invalid("name", m))?;
         let stage_type = StageType::parse(&req.stage_type).ok_or_else(|| {
@@ -99,6 +101,7 @@ impl Stages {
         let published = self.engine_ports().await?;
         let (stage, guard) = {
             let _admission = self.admission.lock().await;
+            current()?;
             let live = self.live();
             let used = live.iter().filter(|s| s.subscription == sub.id).count();
             if used >= sub.stage_limit as usize {

@@ -288,6 +288,9 @@ pub trait Git: Send + Sync {
     async fn export(&self, req: &FetchRequest, hash: &str, into: &Path) -> Result<()>;
     /// The subscription's ed25519 public key, made on the first call.
     async fn deploy_key(&self, subscription: &str) -> Result<String>;
+    /// Removes the subscription's key pair (idempotent): a later subscription of the same id
+    /// gets a new one.
+    async fn remove_deploy_key(&self, subscription: &str) -> Result<()>;
 }
 
 /// Disk usage of one directory tree: what `du -sb` (apparent) and `du -sB1` (allocated) print.
@@ -348,6 +351,15 @@ pub trait BackupStore: Send + Sync {
     fn writer(&self, file: &Path) -> Result<ByteWriter>;
     /// A file to read.
     fn reader(&self, file: &Path) -> Result<ByteReader>;
+    /// Moves every backup of a deleted subscription out of the API's reach, into the archive
+    /// `label` beside `records` (name and bytes of each, written as `<name>.json`). Where it
+    /// went; `None` when there was nothing to keep.
+    fn archive(
+        &self,
+        subscription: &str,
+        label: &str,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Option<PathBuf>>;
 }
 
 /// Whether a host port is in use by anything (a bind fails).

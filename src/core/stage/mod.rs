@@ -15,6 +15,7 @@ pub mod model;
 mod ops;
 pub mod ports;
 mod reconcile;
+mod retire;
 pub mod scheduler;
 mod stats;
 pub mod transitions;
@@ -355,7 +356,11 @@ mod tests {
         };
         let creating = tokio::spawn({
             let stages = stages.clone();
-            async move { stages.create(&Config::default(), &sub, req).await }
+            async move {
+                stages
+                    .create(&Config::default(), &sub, req, &|| Ok(()))
+                    .await
+            }
         });
         engine.reached.notified().await;
         assert!(
