@@ -1,5 +1,5 @@
 //! The server side of the API traits: each method turns its parameters into a core request
-//! and hands it to the agent.
+//! and hands it to the agent (which runs those that change state on tasks of its own).
 
 use super::rpc::LogLines;
 use super::rpc::{
@@ -117,7 +117,8 @@ impl SubscriptionApiServer for Handlers {
     }
 
     async fn delete(&self, id: String) -> RpcResult<()> {
-        Ok(self.agent.delete_subscription(&id).await?)
+        let delete = |a: Arc<Agent>| async move { a.delete_subscription(&id).await };
+        Ok(self.agent.detached(delete).await?)
     }
 
     async fn deploy_key(&self, id: String) -> RpcResult<DeployKey> {
@@ -351,7 +352,7 @@ impl BackupApiServer for Handlers {
     }
 
     async fn backup_delete(&self, stage: String, backup: String) -> RpcResult<()> {
-        Ok(self.agent.stages().delete_backup(&stage, &backup).await?)
+        Ok(self.agent.delete_stage_backup(&stage, &backup).await?)
     }
 }
 

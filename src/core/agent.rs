@@ -1,5 +1,6 @@
 //! The agent: the one object the API hands requests to. It owns the live configuration, the
-//! registries and the probes.
+//! registries and the probes. Every operation that changes state runs on a task of its own
+//! ([`Agent::detached`]): a client that hangs up does not cut it off midway.
 
 use super::interfaces::{DependencyProbe, HostProbe, HostStats, RecordStore};
 use super::names::SubscriptionId;
@@ -15,8 +16,9 @@ use super::{Error, Result};
 use crate::config::{Config, SharedConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct Agent {
     config: SharedConfig,
@@ -25,6 +27,17 @@ pub struct Agent {
     host: Arc<dyn HostProbe>,
     deps: Arc<dyn DependencyProbe>,
     started: Instant,
+    /// How many operations run on their own tasks; shutdown waits for none.
+    operations: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// Counts one operation while it runs, however its task ends.
+struct Running(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -69,7 +82,45 @@ impl Agent {
             host,
             deps,
             started: Instant::now(),
+            operations: Arc::new(tokio::sync::watch::channel(0).0),
         })
+    }
+
+    /// Runs `op` on a task of the agent's own and waits for its result. Dropping the returned
+    /// future (the client hung up, the request was cut off) leaves the operation running to
+    /// its end or its rollback; `stage.get` and `events.subscribe` show how it ended.
+    pub async fn detached<T, F>(self: &Arc<Self>, op: impl FnOnce(Arc<Self>) -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.spawn(op(self.clone())).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::internal("an operation's task", e)),
+        }
+    }
+
+    /// Spawns `work`, counted until it ends.
+    fn spawn<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.operations.send_modify(|n| *n += 1);
+        let running = Running(self.operations.clone());
+        tokio::spawn(async move {
+            let _running = running;
+            work.await
+        })
+    }
+
+    /// Waits until no operation runs, at most `limit`. False when some still ran.
+    pub async fn finish_operations(&self, limit: Duration) -> bool {
+        let mut count = self.operations.subscribe();
+        let idle = tokio::time::timeout(limit, count.wait_for(|n| *n == 0))
+            .await
+            .is_ok();
+        idle
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -136,19 +187,31 @@ impl Agent {
         }
     }
 
-    pub async fn create_subscription(&self, req: NewSubscription) -> Result<SubscriptionView> {
-        let config = self.config();
-        let profiles: Vec<String> = config.profiles.keys().cloned().collect();
-        let s = self
-            .subscriptions
-            .create(req, &profiles, &config.agent.default_profile)
-            .await?;
-        Ok(self.subscription_view(s))
+    pub async fn create_subscription(
+        self: &Arc<Self>,
+        req: NewSubscription,
+    ) -> Result<SubscriptionView> {
+        self.detached(move |a| async move {
+            let config = a.config();
+            let profiles: Vec<String> = config.profiles.keys().cloned().collect();
+            let s = a
+                .subscriptions
+                .create(req, &profiles, &config.agent.default_profile)
+                .await?;
+            Ok(a.subscription_view(s))
+        })
+        .await
     }
 
-    pub async fn update_subscription(&self, patch: SubscriptionPatch) -> Result<SubscriptionView> {
-        let s = self.subscriptions.update(patch).await?;
-        Ok(self.subscription_view(s))
+    pub async fn update_subscription(
+        self: &Arc<Self>,
+        patch: SubscriptionPatch,
+    ) -> Result<SubscriptionView> {
+        self.detached(move |a| async move {
+            let s = a.subscriptions.update(patch).await?;
+            Ok(a.subscription_view(s))
+        })
+        .await
     }
 
     pub fn get_subscription(&self, id: &str) -> Result<SubscriptionView> {
@@ -218,24 +281,29 @@ impl Agent {
         view
     }
 
-    pub async fn create_stage(&self, subscription: &str, req: NewStage) -> Result<StageView> {
-        let sub = self.subscriptions.get(subscription).map_err(|e| match e {
-            Error::InvalidParams { message, .. } => Error::invalid("subscription", message),
-            other => other,
-        })?;
-        // Checked again under admission: a delete may have run since.
-        let current = || match self.subscriptions.get(sub.id.as_str()) {
-            Ok(now) if now.created_at == sub.created_at => Ok(()),
-            _ => Err(Error::NotFound {
-                what: "subscription",
-                id: sub.id.to_string(),
-            }),
-        };
-        let stage = self
-            .stages
-            .create(&self.config(), &sub, req, &current)
-            .await?;
-        Ok(self.view(&stage).await)
+    pub async fn create_stage(
+        self: &Arc<Self>,
+        subscription: &str,
+        req: NewStage,
+    ) -> Result<StageView> {
+        let subscription = subscription.to_string();
+        self.detached(move |a| async move {
+            let sub = a.subscriptions.get(&subscription).map_err(|e| match e {
+                Error::InvalidParams { message, .. } => Error::invalid("subscription", message),
+                other => other,
+            })?;
+            // Checked again under admission: a delete may have run since.
+            let current = || match a.subscriptions.get(sub.id.as_str()) {
+                Ok(now) if now.created_at == sub.created_at => Ok(()),
+                _ => Err(Error::NotFound {
+                    what: "subscription",
+                    id: sub.id.to_string(),
+                }),
+            };
+            let stage = a.stages.create(&a.config(), &sub, req, &current).await?;
+            Ok(a.view(&stage).await)
+        })
+        .await
     }
 
     pub async fn get_stage(&self, reference: &str) -> Result<StageView> {
@@ -289,52 +357,81 @@ impl Agent {
     }
 
     pub async fn stop_stage(
-        &self,
+        self: &Arc<Self>,
         reference: &str,
         grace_period_s: Option<u64>,
     ) -> Result<StageView> {
-        let s = self
-            .stages
-            .stop(&self.config(), reference, grace_period_s, StopReason::User)
-            .await?;
-        Ok(self.view(&s).await)
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a
+                .stages
+                .stop(&a.config(), &r, grace_period_s, StopReason::User)
+                .await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
-    pub async fn start_stage(&self, reference: &str) -> Result<StageView> {
-        let s = self.stages.start(&self.config(), reference).await?;
-        Ok(self.view(&s).await)
+    pub async fn start_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.start(&a.config(), &r).await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
     pub async fn restart_stage(
-        &self,
+        self: &Arc<Self>,
         reference: &str,
         grace_period_s: Option<u64>,
     ) -> Result<StageView> {
-        let s = self
-            .stages
-            .restart(&self.config(), reference, grace_period_s)
-            .await?;
-        Ok(self.view(&s).await)
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.restart(&a.config(), &r, grace_period_s).await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
-    pub async fn terminate_stage(&self, reference: &str) -> Result<StageView> {
-        let s = self.stages.terminate(&self.config(), reference).await?;
-        Ok(self.view(&s).await)
+    pub async fn terminate_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.terminate(&a.config(), &r).await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
-    pub async fn restore_stage(&self, reference: &str) -> Result<StageView> {
-        let s = self.stages.restore(&self.config(), reference).await?;
-        Ok(self.view(&s).await)
+    pub async fn restore_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.restore(&a.config(), &r).await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
-    pub async fn cancel_stage(&self, reference: &str) -> Result<StageView> {
-        let s = self.stages.cancel(&self.config(), reference).await?;
-        Ok(self.view(&s).await)
+    pub async fn cancel_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.cancel(&a.config(), &r).await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
-    pub async fn update_stage(&self, reference: &str, patch: StagePatch) -> Result<StageView> {
-        let s = self.stages.update(&self.config(), reference, patch).await?;
-        Ok(self.view(&s).await)
+    pub async fn update_stage(
+        self: &Arc<Self>,
+        reference: &str,
+        patch: StagePatch,
+    ) -> Result<StageView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.update(&a.config(), &r, patch).await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
     /// `stage.usage`: the last measure, or a new one with `refresh` (joined by concurrent
@@ -365,34 +462,62 @@ impl Agent {
         self.stages.stats(&self.config(), reference).await
     }
 
-    pub async fn backup_stage(&self, reference: &str) -> Result<super::stage::backup::Backup> {
-        self.stages.backup(&self.config(), reference).await
+    pub async fn backup_stage(
+        self: &Arc<Self>,
+        reference: &str,
+    ) -> Result<super::stage::backup::Backup> {
+        let r = reference.to_string();
+        self.detached(move |a| async move { a.stages.backup(&a.config(), &r).await })
+            .await
     }
 
-    pub async fn restore_stage_backup(&self, reference: &str, id: &str) -> Result<StageView> {
-        let s = self
-            .stages
-            .restore_backup(&self.config(), reference, id)
-            .await?;
-        Ok(self.view(&s).await)
+    pub async fn restore_stage_backup(
+        self: &Arc<Self>,
+        reference: &str,
+        id: &str,
+    ) -> Result<StageView> {
+        let (r, id) = (reference.to_string(), id.to_string());
+        self.detached(move |a| async move {
+            let s = a.stages.restore_backup(&a.config(), &r, &id).await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
-    pub async fn deploy_stage(&self, reference: &str, req: DeployRequest) -> Result<StageView> {
-        let s = self.stages.deploy(&self.config(), reference, req).await?;
-        Ok(self.view(&s).await)
+    pub async fn delete_stage_backup(self: &Arc<Self>, reference: &str, id: &str) -> Result<()> {
+        let (r, id) = (reference.to_string(), id.to_string());
+        self.detached(move |a| async move { a.stages.delete_backup(&r, &id).await })
+            .await
+    }
+
+    pub async fn deploy_stage(
+        self: &Arc<Self>,
+        reference: &str,
+        req: DeployRequest,
+    ) -> Result<StageView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.deploy(&a.config(), &r, req).await?;
+            Ok(a.view(&s).await)
+        })
+        .await
     }
 
     /// Made once per subscription; later calls return the same key.
-    pub async fn deploy_key(&self, id: &str) -> Result<DeployKey> {
-        // A delete holds admission while it removes the key: no key is made for a
-        // subscription on its way out, to be inherited by the next one of its id.
-        let _admission = self.stages.hold_admission().await;
-        let sub = self.subscriptions.get(id)?;
-        let public_key = self.stages.deploy_key(sub.id.as_str()).await?;
-        Ok(DeployKey {
-            id: sub.id.to_string(),
-            public_key,
+    pub async fn deploy_key(self: &Arc<Self>, id: &str) -> Result<DeployKey> {
+        let id = id.to_string();
+        self.detached(move |a| async move {
+            // A delete holds admission while it removes the key: no key is made for a
+            // subscription on its way out, to be inherited by the next one of its id.
+            let _admission = a.stages.hold_admission().await;
+            let sub = a.subscriptions.get(&id)?;
+            let public_key = a.stages.deploy_key(sub.id.as_str()).await?;
+            Ok(DeployKey {
+                id: sub.id.to_string(),
+                public_key,
+            })
         })
+        .await
     }
 
     /// The code server of `stage` as the API shows it; the password only when asked.
@@ -412,38 +537,58 @@ impl Agent {
     }
 
     pub async fn create_code_server(
-        &self,
+        self: &Arc<Self>,
         reference: &str,
         domain: &str,
     ) -> Result<CodeServerView> {
-        let s = self
-            .stages
-            .code_create(&self.config(), reference, domain)
-            .await?;
-        self.code_view(&s, true)
+        let (r, domain) = (reference.to_string(), domain.to_string());
+        self.detached(move |a| async move {
+            let s = a.stages.code_create(&a.config(), &r, &domain).await?;
+            a.code_view(&s, true)
+        })
+        .await
     }
 
-    pub async fn start_code_server(&self, reference: &str) -> Result<CodeServerView> {
-        let s = self.stages.code_start(&self.config(), reference).await?;
-        self.code_view(&s, false)
+    pub async fn start_code_server(self: &Arc<Self>, reference: &str) -> Result<CodeServerView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.code_start(&a.config(), &r).await?;
+            a.code_view(&s, false)
+        })
+        .await
     }
 
-    pub async fn stop_code_server(&self, reference: &str) -> Result<CodeServerView> {
-        let s = self.stages.code_stop(&self.config(), reference).await?;
-        self.code_view(&s, false)
+    pub async fn stop_code_server(self: &Arc<Self>, reference: &str) -> Result<CodeServerView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.code_stop(&a.config(), &r).await?;
+            a.code_view(&s, false)
+        })
+        .await
     }
 
     /// Answers with the code server as it was before it went.
-    pub async fn remove_code_server(&self, reference: &str) -> Result<CodeServerView> {
-        let before = self.stages.find(reference)?;
-        let view = self.code_view(&before, false)?;
-        self.stages.code_remove(&self.config(), reference).await?;
-        Ok(view)
+    pub async fn remove_code_server(self: &Arc<Self>, reference: &str) -> Result<CodeServerView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let before = a.stages.find(&r)?;
+            let view = a.code_view(&before, false)?;
+            a.stages.code_remove(&a.config(), &r).await?;
+            Ok(view)
+        })
+        .await
     }
 
-    pub async fn rotate_code_server_password(&self, reference: &str) -> Result<CodeServerView> {
-        let s = self.stages.code_rotate(&self.config(), reference).await?;
-        self.code_view(&s, true)
+    pub async fn rotate_code_server_password(
+        self: &Arc<Self>,
+        reference: &str,
+    ) -> Result<CodeServerView> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            let s = a.stages.code_rotate(&a.config(), &r).await?;
+            a.code_view(&s, true)
+        })
+        .await
     }
 
     /// Measures stale stages one at a time, at idle priority, for as long as the daemon runs.
@@ -461,20 +606,29 @@ impl Agent {
         }
     }
 
-    /// Reconcile (until it succeeds once) and the scheduled work, every `interval`.
+    /// Reconcile (until it succeeds once) and the scheduled work, every `interval`. Each due
+    /// stage's work runs on its own task: none waits for another, and a round does not wait
+    /// for the last one (a stage still busy with it is skipped).
     pub async fn run_background(self: Arc<Self>, interval: std::time::Duration) {
         let mut reconciled = false;
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
-            let config = self.config();
             if !reconciled {
-                match self.stages.reconcile(&config).await {
+                let done = self
+                    .detached(|a| async move { a.stages.reconcile(&a.config()).await })
+                    .await;
+                match done {
                     Ok(()) => reconciled = true,
                     Err(e) => tracing::warn!(error = %e, "reconcile failed; retrying"),
                 }
             }
-            self.stages.run_due(&config, super::time::now()).await;
+            let config = self.config();
+            let now = super::stage::scheduler::now();
+            for due in self.stages.due_now(&config, now) {
+                let (agent, config) = (self.clone(), config.clone());
+                drop(self.spawn(async move { agent.stages.run_one(&config, due, now).await }));
+            }
         }
     }
 }

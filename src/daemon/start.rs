@@ -186,6 +186,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     };
     let methods = Handlers::new(agent.clone()).into_module();
     let drain = config.agent.shutdown_timeout.0;
+    let stopping = std::sync::OnceLock::new();
     serve::run(
         sock.take_listener(),
         methods,
@@ -193,10 +194,16 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
         live_config,
         async {
             let _ = stop_rx.await;
+            let _ = stopping.set(std::time::Instant::now());
         },
         drain,
     )
     .await;
+    // Operations whose clients are gone run on; they get what is left of the same timeout.
+    let left = drain.saturating_sub(stopping.get().map_or(drain, |t| t.elapsed()));
+    if !agent.finish_operations(left).await {
+        tracing::warn!(?drain, "operations still running are cut off");
+    }
     signal_task.abort();
     background.abort();
     measuring.abort();

@@ -32,6 +32,8 @@ pub struct Daemon {
     pub config_path: PathBuf,
     pub log_path: PathBuf,
     pub label_prefix: String,
+    /// Extra environment for the daemon process (test hooks).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -95,6 +97,15 @@ sites_dir = "{dir}/nginx"
     }
 
     pub fn start_in(dir: tempfile::TempDir, overrides: &[&str]) -> Daemon {
+        Self::start_in_env(dir, overrides, vec![])
+    }
+
+    /// As [`start_in`](Self::start_in), with `env` in the daemon's environment.
+    pub fn start_in_env(
+        dir: tempfile::TempDir,
+        overrides: &[&str],
+        env: Vec<(String, String)>,
+    ) -> Daemon {
         let (table, label_prefix) = Self::config(dir.path(), next_slot(), overrides);
         let config_path = dir.path().join("stagelet.toml");
         std::fs::write(&config_path, toml::to_string(&table).unwrap()).unwrap();
@@ -106,6 +117,7 @@ sites_dir = "{dir}/nginx"
             config_path,
             log_path,
             label_prefix,
+            env,
             child: None,
         };
         d.spawn();
@@ -130,6 +142,7 @@ sites_dir = "{dir}/nginx"
             .arg("--config")
             .arg(&self.config_path)
             .env("RUST_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -296,11 +309,16 @@ pub struct StageEnv {
 
 impl StageEnv {
     pub fn start(overrides: &str) -> StageEnv {
+        Self::start_env(overrides, vec![])
+    }
+
+    /// As [`start`](Self::start), with `env` in the daemon's environment.
+    pub fn start_env(overrides: &str, env: Vec<(String, String)>) -> StageEnv {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let base = ports(2);
         let nginx = nginx::TestNginx::start(dir.path(), base, base + 1);
-        let daemon = Daemon::start_in(dir, &[&nginx.toml(), TEST_PROFILE, overrides]);
+        let daemon = Daemon::start_in_env(dir, &[&nginx.toml(), TEST_PROFILE, overrides], env);
         StageEnv { daemon, nginx }
     }
 }

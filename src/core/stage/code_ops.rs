@@ -161,11 +161,15 @@ impl Stages {
         if profile_of(config, &stage.profile)?.code_server.is_none() {
             return Err(no_code_server(&stage));
         }
+        // The engine is asked before admission and the record written after: admission
+        // holds only the checks and the reservation in memory.
+        let published = self.engine_ports().await?;
+        let before = stage.clone();
         {
             let _admission = self.admission.lock().await;
             let live = self.live();
             check_domain_free(&live, &domain)?;
-            let port = self.allocate_code_port(config, &live).await?;
+            let port = self.choose_code_port(config, &live, &published)?;
             stage.code_server = Some(CodeServer {
                 domain,
                 port: Some(port),
@@ -173,7 +177,11 @@ impl Stages {
                 password: new_password(),
                 resume_with_stage: false,
             });
-            self.save(&stage).await?;
+            self.reserve(&self.key_of(&stage), &stage);
+        }
+        if let Err(e) = self.save(&stage).await {
+            self.reserve(&self.key_of(&before), &before);
+            return Err(e);
         }
         self.emit(&stage, "codeserver.create", "recorded", "");
         let made = async {

@@ -1,5 +1,6 @@
 //! `stage.create`: admission (limit, name, domain, port) under one lock, then the steps, each
-//! persisted before it starts; any failure rolls back what the steps made.
+//! persisted before it starts; any failure rolls back what the steps made. Admission holds only
+//! the checks and a reservation in memory: the engine is asked before, the record written after.
 
 use super::clone::Seed;
 use super::code_server::CodeServerState;
@@ -95,7 +96,8 @@ impl Stages {
             },
         };
 
-        let stage = {
+        let published = self.engine_ports().await?;
+        let (stage, guard) = {
             let _admission = self.admission.lock().await;
             current()?;
             let live = self.live();
@@ -117,7 +119,7 @@ impl Stages {
                 });
             }
             check_domain_free(&live, &domain)?;
-            let http_port = self.allocate_port(config, &live).await?;
+            let http_port = self.choose_port(config, &live, &published)?;
             let now = time::now();
             let stage = Stage {
                 schema_version: SCHEMA_VERSION,
@@ -146,13 +148,23 @@ impl Stages {
                 code_server: None,
                 git: Default::default(),
             };
-            self.retire_tombstone(&stage.key()).await?;
-            self.save_as(&stage.key(), &stage).await?;
-            stage
+            // Locked before it is visible, so the scheduler and reconcile leave it alone.
+            let guard = self.try_lock_stage(stage.uuid).ok_or_else(|| {
+                Error::internal("admitting a stage", "a new stage's lock is held")
+            })?;
+            self.reserve(&stage.key(), &stage);
+            (stage, guard)
         };
+        let persisted = async {
+            self.retire_tombstone(&stage.key(), stage.uuid).await?;
+            self.save_as(&stage.key(), &stage).await
+        };
+        if let Err(e) = persisted.await {
+            self.unreserve(stage.uuid);
+            return Err(e);
+        }
 
-        let lock = self.lock_of(stage.uuid);
-        let _guard = lock.lock().await;
+        let _guard = guard;
         self.emit(
             &stage,
             "create",
@@ -170,44 +182,71 @@ impl Stages {
         }
     }
 
-    /// An HTTP port. Something on the host may use a port without any record knowing: ask
-    /// the engine and the host as well.
-    pub(super) async fn allocate_port(&self, config: &Config, live: &[Stage]) -> Result<u16> {
+    /// The ports the engine publishes. Something on the host may use a port without any
+    /// record knowing: asked before admission, then [`choose_port`](Self::choose_port) skips
+    /// them along with the records' ports and what the host uses.
+    pub(super) async fn engine_ports(&self) -> Result<HashSet<u16>> {
+        Ok(self
+            .deps
+            .engine
+            .published_ports()
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// An HTTP port free of the records, the engine's ports and the host.
+    pub(super) fn choose_port(
+        &self,
+        config: &Config,
+        live: &[Stage],
+        published: &HashSet<u16>,
+    ) -> Result<u16> {
         let held = live.iter().filter_map(|s| s.http_port);
-        self.allocate(config, config.ports.http, "ports.http", held)
-            .await
+        self.allocate(config, config.ports.http, "ports.http", held, published)
     }
 
     /// A code-server port, by the same rules.
-    pub(super) async fn allocate_code_port(&self, config: &Config, live: &[Stage]) -> Result<u16> {
+    pub(super) fn choose_code_port(
+        &self,
+        config: &Config,
+        live: &[Stage],
+        published: &HashSet<u16>,
+    ) -> Result<u16> {
         let held = live
             .iter()
             .filter_map(|s| s.code_server.as_ref().and_then(|c| c.port));
-        self.allocate(config, config.ports.code_server, "ports.code_server", held)
-            .await
+        self.allocate(
+            config,
+            config.ports.code_server,
+            "ports.code_server",
+            held,
+            published,
+        )
     }
 
-    async fn allocate(
+    fn allocate(
         &self,
         config: &Config,
         range: crate::config::types::PortRange,
         key: &str,
         held: impl Iterator<Item = u16>,
+        published: &HashSet<u16>,
     ) -> Result<u16> {
         let mut held: HashSet<u16> = held.collect();
-        held.extend(self.deps.engine.published_ports().await?);
+        held.extend(published);
         let bind = config.ports.bind_address;
         let probe = self.deps.ports.clone();
         ports::choose(range, &held, |p| probe.in_use(bind, p))
             .ok_or_else(|| Error::LimitExceeded(format!("no free port left in {key} {range}")))
     }
 
-    /// A cancelled stage's record makes room for a new stage of the same name.
-    async fn retire_tombstone(&self, key: &str) -> Result<()> {
+    /// A cancelled stage's record makes room for the new stage `new` of the same name.
+    async fn retire_tombstone(&self, key: &str, new: uuid::Uuid) -> Result<()> {
         let old = self
             .read()
             .values()
-            .find(|(k, _)| k == key)
+            .find(|(k, s)| k == key && s.uuid != new)
             .map(|(_, s)| s.clone());
         if let Some(old) = old {
             let new_key = format!("{key}@{}", old.uuid);
@@ -224,11 +263,11 @@ impl Stages {
         Ok(())
     }
 
+    /// Also the failpoint `create.<step>` (in `emit`).
     async fn step(&self, stage: &mut Stage, step: Step) -> Result<()> {
         stage.step = Some(step);
         self.save(stage).await?;
         self.emit(stage, "create", step.as_str(), "started");
-        crate::core::failpoint::hit(&format!("create.{}", step.as_str()));
         Ok(())
     }
 
@@ -322,7 +361,7 @@ impl Stages {
             .apply(site(stage, SiteState::Running))
             .await?;
 
-        stage.state = StageState::Running;
+        stage.apply(super::transitions::Operation::Create)?;
         stage.step = None;
         self.save(stage).await?;
         self.emit(
@@ -368,7 +407,8 @@ impl Stages {
         if let Err(e) = self.tear_down(config, stage, true).await {
             tracing::error!(stage = %stage.reference(), error = %e, "rollback left something behind");
         }
-        stage.state = StageState::Cancelled;
+        // Allowed from every state.
+        let _ = stage.apply(super::transitions::Operation::Cancel);
         stage.cancelled_at = Some(time::now());
         stage.http_port = None;
         stage.step = None;

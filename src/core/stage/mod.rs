@@ -141,23 +141,44 @@ impl Stages {
         matches.last().map(|s| (*s).clone()).ok_or_else(not_found)
     }
 
+    /// The stage's lock. Locks nobody holds or waits for are dropped on the way, so the map
+    /// holds only stages in use, not every stage ever made.
     fn lock_of(&self, uuid: Uuid) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(uuid)
-            .or_default()
-            .clone()
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map holds it: nobody holds the guard, nobody waits. A later caller makes a
+        // new one, which is the same as the idle old one.
+        locks.retain(|u, l| *u == uuid || Arc::strong_count(l) > 1);
+        locks.entry(uuid).or_default().clone()
+    }
+
+    /// The stage's lock if nobody holds it; `None` when an operation is under way on it.
+    fn try_lock_stage(&self, uuid: Uuid) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.lock_of(uuid).try_lock_owned().ok()
+    }
+
+    /// Puts a record in the registry without persisting it: a reservation made under
+    /// `admission`, persisted after (see create and restore).
+    fn reserve(&self, key: &str, stage: &Stage) {
+        self.write()
+            .insert(stage.uuid, (key.to_string(), stage.clone()));
+    }
+
+    /// Takes back a reservation that could not be persisted.
+    fn unreserve(&self, uuid: Uuid) {
+        self.write().remove(&uuid);
     }
 
     /// Persists a record under its key, then updates the registry.
     async fn save(&self, stage: &Stage) -> Result<()> {
-        let key = self
-            .read()
+        self.save_as(&self.key_of(stage), stage).await
+    }
+
+    /// The key the record is stored under (a retired tombstone keeps its own).
+    fn key_of(&self, stage: &Stage) -> String {
+        self.read()
             .get(&stage.uuid)
             .map(|(k, _)| k.clone())
-            .unwrap_or_else(|| stage.key());
-        self.save_as(&key, stage).await
+            .unwrap_or_else(|| stage.key())
     }
 
     async fn save_as(&self, key: &str, stage: &Stage) -> Result<()> {
@@ -175,9 +196,11 @@ impl Stages {
         Ok(())
     }
 
+    /// Every step an operation announces is also a failpoint, `<operation>.<step>`.
     fn emit(&self, stage: &Stage, operation: &str, step: &str, message: impl Into<String>) {
         self.events
             .send(Event::new(stage, operation, step, message));
+        crate::core::failpoint::hit(&format!("{operation}.{step}"));
     }
 
     pub fn counts(&self) -> BTreeMap<String, usize> {
@@ -295,6 +318,91 @@ mod tests {
     use crate::core::fakes;
     use code_server::{CodeServer, CodeServerState};
     use containers::{APP, DB};
+
+    /// Admission holds the checks only: the engine is asked before it is taken, the record
+    /// written after it is let go.
+    #[tokio::test]
+    async fn admission_calls_no_engine_and_writes_no_record() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let store = fakes::store_with(&[]);
+        let engine = Arc::new(fakes::GatedEngine::default());
+        let mut deps = fakes::deps(store.clone(), Arc::new(fakes::SlowMeter::default()));
+        deps.engine = engine.clone();
+        let stages = Arc::new(Stages::load(deps).unwrap());
+        let written_under_admission = Arc::new(AtomicBool::new(false));
+        let (weak, flag) = (Arc::downgrade(&stages), written_under_admission.clone());
+        *store.on_put.lock().unwrap() = Some(Box::new(move || {
+            if weak
+                .upgrade()
+                .is_some_and(|s| s.admission.try_lock().is_err())
+            {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }));
+        let now = crate::core::time::now();
+        let sub = crate::core::subscription::Subscription {
+            schema_version: 1,
+            id: crate::core::names::SubscriptionId::parse("acme").unwrap(),
+            stage_limit: 5,
+            storage_limit_mb: None,
+            profile: "odoo".into(),
+            settings: Default::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        let req = NewStage {
+            name: "qa".into(),
+            stage_type: "qa".into(),
+            domain: "qa.acme.example.com".into(),
+            ..Default::default()
+        };
+        let creating = tokio::spawn({
+            let stages = stages.clone();
+            async move {
+                stages
+                    .create(&Config::default(), &sub, req, &|| Ok(()))
+                    .await
+            }
+        });
+        engine.reached.notified().await;
+        assert!(
+            stages.admission.try_lock().is_ok(),
+            "the engine was asked under admission"
+        );
+        engine.release.notify_one();
+        // The fake engine has no db container to reach: the create rolls back, after admission.
+        let _ = creating.await.unwrap();
+        assert!(stages.find("acme/qa").is_ok(), "the record was written");
+        assert!(
+            !written_under_admission.load(Ordering::SeqCst),
+            "a record was written under admission"
+        );
+    }
+
+    /// The lock map holds the stages in use, not every stage ever locked.
+    #[tokio::test]
+    async fn idle_locks_are_dropped() {
+        let all: Vec<Stage> = (0..50)
+            .map(|i| fakes::stage("acme", &format!("s{i}"), StageState::Stopped))
+            .collect();
+        let meter = Arc::new(fakes::SlowMeter::default());
+        let stages = Stages::load(fakes::deps(fakes::store_with(&all), meter)).unwrap();
+        let config = Config::default();
+        for s in &all {
+            stages
+                .update(&config, &s.reference(), Default::default())
+                .await
+                .unwrap();
+        }
+        let (held, _) = stages.lock_stage("acme/s0").await.unwrap();
+        stages
+            .update(&config, "acme/s1", Default::default())
+            .await
+            .unwrap();
+        let len = stages.locks.lock().unwrap().len();
+        assert!(len <= 2, "{len} locks kept");
+        drop(held);
+    }
 
     #[test]
     fn drift_follows_the_stage_and_its_code_server() {

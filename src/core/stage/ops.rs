@@ -74,7 +74,7 @@ impl Stages {
     }
 
     /// nginx answers 503 first; then the app, then the db, each with its signal and grace.
-    async fn stop_locked(
+    pub(super) async fn stop_locked(
         &self,
         config: &Config,
         stage: &mut Stage,
@@ -106,7 +106,7 @@ impl Stages {
         if stage.state != StageState::Stopped || stage.stop_reason.is_none() {
             stage.stop_reason = Some(reason);
         }
-        stage.state = StageState::Stopped;
+        stage.apply(Operation::Stop)?;
         self.save(stage).await?;
         self.emit(stage, "stop", "stopped", "");
         Ok(())
@@ -156,7 +156,7 @@ impl Stages {
             self.save(stage).await?;
             return Err(e);
         }
-        stage.state = StageState::Running;
+        stage.apply(Operation::Start)?;
         stage.stop_reason = None;
         stage.last_error = None;
         self.save(stage).await?;
@@ -206,7 +206,7 @@ impl Stages {
             .engine
             .remove_network(&naming.network(&stage), &owner)
             .await?;
-        stage.state = StageState::Terminated;
+        stage.apply(Operation::Terminate)?;
         stage.http_port = None;
         stage.purge_at = Some(time::now() + retention(config, stage.stage_type));
         self.save(&stage).await?;
@@ -218,17 +218,27 @@ impl Stages {
     pub async fn restore(&self, config: &Config, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin(reference, Operation::Restore).await?;
         let profile = profile_of(config, &stage.profile)?;
+        // The engine is asked before admission, and the ports persisted after: admission
+        // holds only the checks and the reservation in memory.
+        let published = self.engine_ports().await?;
+        let before = stage.clone();
         {
             let _admission = self.admission.lock().await;
-            stage.http_port = Some(self.allocate_port(config, &self.live()).await?);
+            let live = self.live();
+            stage.http_port = Some(self.choose_port(config, &live, &published)?);
             if stage.code_server.is_some() {
-                let port = self.allocate_code_port(config, &self.live()).await?;
+                let port = self.choose_code_port(config, &live, &published)?;
                 if let Some(cs) = stage.code_server.as_mut() {
                     cs.port = Some(port);
                 }
             }
-            self.save(&stage).await?;
+            self.reserve(&self.key_of(&stage), &stage);
         }
+        if let Err(e) = self.save(&stage).await {
+            self.reserve(&self.key_of(&before), &before);
+            return Err(e);
+        }
+        self.emit(&stage, "restore", "containers", "");
         let naming = naming(config);
         let data_dir = self
             .deps
@@ -285,7 +295,7 @@ impl Stages {
             self.save(&stage).await?;
             return Err(e);
         }
-        stage.state = StageState::Stopped;
+        stage.apply(Operation::Restore)?;
         stage.stop_reason = Some(StopReason::User);
         stage.purge_at = None;
         self.save(&stage).await?;
@@ -308,8 +318,14 @@ impl Stages {
         self.save(stage).await?;
         self.emit(stage, "cancel", "cancelling", "");
         crate::core::failpoint::hit("cancel.teardown");
-        self.tear_down(config, stage, true).await?;
-        stage.state = StageState::Cancelled;
+        // A cancel always ends cancelled: what the teardown could not remove (nginx refusing
+        // to reload, an engine error) is said in last_error, and the labelled containers of
+        // no live stage go at the next start-up reconcile.
+        if let Err(e) = self.tear_down(config, stage, true).await {
+            tracing::error!(stage = %stage.reference(), error = %e, "cancel left something behind");
+            stage.last_error = Some(format!("cancelled, but the teardown left something: {e}"));
+        }
+        stage.apply(Operation::Cancel)?;
         stage.cancelled_at = Some(time::now());
         stage.http_port = None;
         stage.step = None;

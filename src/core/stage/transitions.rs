@@ -1,11 +1,14 @@
 //! The stage lifecycle as one table: which operation may start from which state, and where it
-//! leads. Every `invalid_state` error comes from here.
+//! leads. Every `invalid_state` error comes from here, and [`Stage::apply`] is the only writer
+//! of a stage's state.
 
-use super::model::StageState;
+use super::model::{Stage, StageState};
 use crate::core::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    /// A create's steps all done: the stage runs. (Its rollback is a `Cancel`.)
+    Create,
     Start,
     Stop,
     Restart,
@@ -28,29 +31,10 @@ pub enum Operation {
 use Operation::*;
 use StageState::*;
 
-/// (operation, states it may start from, state it ends in). `None`: the state is unchanged.
-const TABLE: &[(Operation, &[StageState], Option<StageState>)] = &[
-    (Start, &[Stopped, Running], Some(Running)),
-    (Stop, &[Running, Stopped], Some(Stopped)),
-    (Restart, &[Running, Stopped], Some(Running)),
-    (Terminate, &[Running, Stopped, Terminated], Some(Terminated)),
-    (Restore, &[Terminated], Some(Stopped)),
-    (
-        Cancel,
-        &[Build, Running, Stopped, Terminated, Cancelled],
-        Some(Cancelled),
-    ),
-    (Update, &[Build, Running, Stopped, Terminated], None),
-    (Measure, &[Running, Stopped, Terminated], None),
-    (Deploy, &[Running, Stopped], None),
-    (Console, &[Running], None),
-    (Backup, &[Running], None),
-    (RestoreBackup, &[Stopped], None),
-];
-
 impl Operation {
     pub fn name(self) -> &'static str {
         match self {
+            Create => "finish its create",
             Start => "start",
             Stop => "stop",
             Restart => "restart",
@@ -66,12 +50,26 @@ impl Operation {
         }
     }
 
+    /// (states it may start from, state it ends in); `None`: the state is unchanged.
     fn row(self) -> (&'static [StageState], Option<StageState>) {
-        TABLE
-            .iter()
-            .find(|(op, _, _)| *op == self)
-            .map(|(_, from, to)| (*from, *to))
-            .expect("every operation has a row")
+        match self {
+            Create => (&[Build], Some(Running)),
+            Start => (&[Stopped, Running], Some(Running)),
+            Stop => (&[Running, Stopped], Some(Stopped)),
+            Restart => (&[Running, Stopped], Some(Running)),
+            Terminate => (&[Running, Stopped, Terminated], Some(Terminated)),
+            Restore => (&[Terminated], Some(Stopped)),
+            Cancel => (
+                &[Build, Running, Stopped, Terminated, Cancelled],
+                Some(Cancelled),
+            ),
+            Update => (&[Build, Running, Stopped, Terminated], None),
+            Measure => (&[Running, Stopped, Terminated], None),
+            Deploy => (&[Running, Stopped], None),
+            Console => (&[Running], None),
+            Backup => (&[Running], None),
+            RestoreBackup => (&[Stopped], None),
+        }
     }
 
     pub fn allowed_from(self) -> &'static [StageState] {
@@ -100,6 +98,16 @@ impl Operation {
     }
 }
 
+impl Stage {
+    /// Moves the record to where `op` leads, after checking (again, on the record as it is now)
+    /// that `op` may run from its state. A refusal leaves the record as it was.
+    pub fn apply(&mut self, op: Operation) -> Result<(), Error> {
+        op.check(&self.reference(), self.state)?;
+        self.state = op.target(self.state);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +126,79 @@ mod tests {
         assert_eq!(Terminate.target(Running), Terminated);
         assert_eq!(Restore.target(Terminated), Stopped);
         assert_eq!(Update.target(Stopped), Stopped);
+    }
+
+    const ALL_OPS: [Operation; 13] = [
+        Create,
+        Start,
+        Stop,
+        Restart,
+        Terminate,
+        Restore,
+        Cancel,
+        Update,
+        Measure,
+        Deploy,
+        Console,
+        Backup,
+        RestoreBackup,
+    ];
+
+    /// Every (operation, state) pair the table refuses: `apply` errs and leaves the record.
+    #[test]
+    fn apply_refuses_what_the_table_refuses_and_changes_nothing() {
+        let mut refused = 0;
+        for op in ALL_OPS {
+            for from in StageState::ALL {
+                let mut s = crate::core::fakes::stage("a", "b", from);
+                let before = s.clone();
+                let allowed = op.allowed_from().contains(&from);
+                match s.apply(op) {
+                    Ok(()) => {
+                        assert!(allowed, "{op:?} from {from:?} should be refused");
+                        assert_eq!(s.state, op.target(from));
+                    }
+                    Err(Error::InvalidState { state, .. }) => {
+                        assert!(!allowed, "{op:?} from {from:?} should be allowed");
+                        assert_eq!(state, from.as_str());
+                        assert_eq!(s, before, "{op:?} from {from:?} changed the record");
+                        refused += 1;
+                    }
+                    Err(e) => panic!("{op:?} from {from:?}: {e}"),
+                }
+            }
+        }
+        // 13 operations by 5 states, minus the 28 pairs the table allows.
+        assert_eq!(refused, 13 * 5 - 28);
+    }
+
+    #[test]
+    fn the_refusals_that_guard_the_races() {
+        use StageState::*;
+        let refuse = |op: Operation, from: StageState| {
+            let mut s = crate::core::fakes::stage("a", "b", from);
+            assert!(s.apply(op).is_err(), "{op:?} from {from:?}");
+            assert_eq!(s.state, from);
+        };
+        // A create that finished once, or was cancelled meanwhile, cannot finish again.
+        for from in [Running, Stopped, Terminated, Cancelled] {
+            refuse(Create, from);
+        }
+        // Nothing but a cancel leaves a cancelled stage.
+        for op in [Start, Stop, Restart, Terminate, Restore, Update, Deploy] {
+            refuse(op, Cancelled);
+        }
+        // A build is only finished or cancelled.
+        for op in [Start, Stop, Restart, Terminate, Restore, Deploy, Backup] {
+            refuse(op, Build);
+        }
+        refuse(Restore, Stopped);
+        refuse(Restore, Running);
+        refuse(Start, Terminated);
+        refuse(RestoreBackup, Running);
+        refuse(Backup, Stopped);
+        refuse(Console, Stopped);
+        refuse(Measure, Cancelled);
     }
 
     #[test]

@@ -218,6 +218,10 @@ impl Stages {
     /// `BACKGROUND_STAGE_TIMEOUT` so that one stage never holds up the others.
     pub async fn measure_stale(&self, config: &Config, now: Timestamp) {
         for uuid in stale(&self.all(), config.usage.interval.0, now) {
+            // A stage an operation holds waits for a later pass rather than hold up the others.
+            if self.try_lock_stage(uuid).is_none() {
+                continue;
+            }
             let id = uuid.to_string();
             let one = self.measure(config, &id, MeasurePriority::Background);
             let Ok(measured) = tokio::time::timeout(BACKGROUND_STAGE_TIMEOUT, one).await else {
