@@ -151,3 +151,45 @@ async fn a_db_that_exits_at_once_fails_the_create_at_once() {
     );
     assert!(!env.data("acme", "qa").exists());
 }
+
+#[tokio::test]
+async fn start_never_makes_a_second_db_beside_one_under_another_name() {
+    let Some(env) = StageEnv::with_stages(
+        "start_never_makes_a_second_db_beside_one_under_another_name",
+        "",
+        None,
+        &["qa"],
+    )
+    .await
+    else {
+        return;
+    };
+    let mut http = env.daemon.http().await;
+    let r = http
+        .call("stage.stop", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "stopped", "{r}");
+    // As an older version named it, before the start-up adoption renamed it: same labels,
+    // same data directory mounted.
+    let db = env.container("acme", "qa", "db");
+    let aside = format!("{db}-aside");
+    docker(&["rename", &db, &aside]);
+    let r = http
+        .call("stage.start", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    let (code, _) = rpc_error(&r);
+    assert_eq!(code, -32010, "{r}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&aside), "{msg}");
+    // No second PostgreSQL on the same data directory.
+    assert_eq!(inspect(&db, "{{.Id}}"), "", "a second db was made");
+    assert_eq!(inspect(&aside, "{{.State.Running}}"), "false");
+    docker(&["rename", &aside, &db]);
+    let r = http
+        .call("stage.start", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "running", "{r}");
+}

@@ -200,13 +200,14 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     )
     .await;
     // Operations whose clients are gone run on; they get what is left of the same timeout.
+    // The scheduler starts nothing new while they drain.
+    background.abort();
+    measuring.abort();
     let left = drain.saturating_sub(stopping.get().map_or(drain, |t| t.elapsed()));
     if !agent.finish_operations(left).await {
         tracing::warn!(?drain, "operations still running are cut off");
     }
     signal_task.abort();
-    background.abort();
-    measuring.abort();
     if let Some(w) = watchdog {
         w.abort();
     }

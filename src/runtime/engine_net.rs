@@ -3,7 +3,7 @@
 
 use super::engine::{is_not_found, DockerEngine};
 use crate::core::stage::interfaces::{NetworkInfo, Owner};
-use crate::core::Result;
+use crate::core::{Error, Result};
 use bollard::models::{
     EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,
     NetworkDisconnectRequest,
@@ -29,14 +29,13 @@ impl DockerEngine {
             .collect())
     }
 
-    /// Ids of the networks named exactly `name` (the engine's filter matches substrings).
-    async fn network_ids(&self, d: &Docker, name: &str) -> Result<Vec<String>> {
+    /// The networks named exactly `name` (the engine's filter matches substrings).
+    async fn named(&self, d: &Docker, name: &str) -> Result<Vec<NetworkInfo>> {
         Ok(self
             .networks(d, Some(("name", name)))
             .await?
             .into_iter()
             .filter(|n| n.name == name)
-            .map(|n| n.id)
             .collect())
     }
 
@@ -69,8 +68,21 @@ impl DockerEngine {
         subnets: Option<(ipnet::Ipv4Net, u8)>,
     ) -> Result<()> {
         let d = self.docker().await?;
-        // Old engines accept duplicate names: make it only if it is not there.
-        if !self.network_ids(&d, name).await?.is_empty() {
+        // Old engines accept duplicate names: make it only if it is not there. One of this
+        // name made for another stage (a cancelled one's leftover) is never joined.
+        let existing = self.named(&d, name).await?;
+        let stage_label = labels.iter().find(|(k, _)| k.ends_with(".stage"));
+        for n in &existing {
+            if let Some((k, want)) = stage_label {
+                if n.labels.get(k) != Some(want) {
+                    return Err(Error::Docker(format!(
+                        "network {name} exists and belongs to another stage ({k}={}); the agent removes it at its next start-up, or remove it with docker network rm",
+                        n.labels.get(k).map_or("none", String::as_str)
+                    )));
+                }
+            }
+        }
+        if !existing.is_empty() {
             return Ok(());
         }
         let request = |subnet: Option<ipnet::Ipv4Net>| NetworkCreateRequest {

@@ -28,16 +28,19 @@ impl Stages {
     pub(super) async fn adopt_by_labels(&self, config: &Config) -> Result<()> {
         let naming = naming(config);
         let label = naming.stage_label();
+        // Listed first, then the records: a stage admitted meanwhile is then live, so what
+        // its create is making is never taken for a leftover.
+        let containers = self.deps.engine.list_labelled(&label).await?;
+        let networks = self.deps.engine.list_labelled_networks(&label).await?;
         let live: HashMap<String, Stage> = self
             .live()
             .into_iter()
             .map(|s| (s.uuid.to_string(), s))
             .collect();
-        let containers = self.deps.engine.list_labelled(&label).await?;
         let of = |labels: &std::collections::BTreeMap<String, String>| {
             labels.get(&label).and_then(|u| live.get(u))
         };
-        for net in self.deps.engine.list_labelled_networks(&label).await? {
+        for net in networks {
             let owner = Owner {
                 label: label.clone(),
                 uuid: net.labels.get(&label).cloned().unwrap_or_default(),
@@ -45,7 +48,9 @@ impl Stages {
             match of(&net.labels) {
                 None if !containers.iter().any(|c| owner.owns(&c.labels)) => {
                     tracing::warn!(network = %net.name, "removing a network of no live stage");
-                    self.deps.engine.remove_network(&net.name, &owner).await?;
+                    if let Err(e) = self.deps.engine.remove_network(&net.name, &owner).await {
+                        tracing::warn!(network = %net.name, error = %e, "cannot remove a network of no live stage");
+                    }
                 }
                 Some(stage) if net.name != naming.network(stage) => {
                     if !labels_match(&naming, stage, &net.labels) {

@@ -144,9 +144,19 @@ impl Stages {
         }
         .await;
         if let Err(e) = started {
-            // Stopped as before, with the reason on the record: nothing half started runs on.
+            // Stopped as before, with the reason on the record: nothing half started runs on,
+            // its code server included; a container of the name that is not this stage's is
+            // not touched.
+            if let Err(e) = self.code_follow_stop(config, stage).await {
+                tracing::warn!(stage = %stage.reference(), error = %e, "a failed start left the code server running");
+            }
+            let owner = naming.owner(stage);
             for (role, signal) in [(APP, "SIGTERM"), (DB, "SIGINT")] {
                 let name = naming.container(stage, role);
+                match self.deps.engine.inspect_container(&name, "").await {
+                    Ok(Some(info)) if owner.owns(&info.labels) => {}
+                    _ => continue,
+                }
                 let grace = Duration::from_secs(10);
                 if let Err(e) = self.deps.engine.stop_container(&name, signal, grace).await {
                     tracing::warn!(container = %name, error = %e, "a failed start left it running");

@@ -46,6 +46,18 @@ impl Stages {
             (DB, ctx.db()),
             (APP, ctx.app(config.ports.bind_address, port)),
         ];
+        // Idempotent: made only when it is not there. A container made again needs it, and
+        // one that is still there may sit on a network adoption removed.
+        self.deps
+            .engine
+            .create_network(
+                &naming.network(stage),
+                &naming.labels(stage, "network"),
+                config.docker.subnets(),
+            )
+            .await?;
+        let component = naming.component_label();
+        let mut labelled = None;
         for (role, spec) in specs {
             match self.deps.engine.inspect_container(&spec.name, "").await? {
                 Some(info) if owner.owns(&info.labels) => continue,
@@ -57,15 +69,21 @@ impl Stages {
                 }
                 None => {}
             }
-            // Idempotent: made only when it is not there.
-            self.deps
-                .engine
-                .create_network(
-                    &spec.network,
-                    &naming.labels(stage, "network"),
-                    config.docker.subnets(),
-                )
-                .await?;
+            // The stage's container under another name (an older version's, not yet renamed
+            // by adoption) still mounts its data: a second one would share it, so never.
+            if labelled.is_none() {
+                labelled = Some(self.deps.engine.list_labelled(&owner.label).await?);
+            }
+            let elsewhere = labelled.iter().flatten().find(|c| {
+                owner.owns(&c.labels) && c.labels.get(&component).map(String::as_str) == Some(role)
+            });
+            if let Some(c) = elsewhere {
+                return Err(Error::Docker(format!(
+                    "the {role} container of {} exists as {}; the agent renames it at start-up, so restart the agent",
+                    stage.reference(),
+                    c.name
+                )));
+            }
             self.deps.engine.create_container(&spec).await?;
             tracing::warn!(stage = %stage.reference(), container = %spec.name, "made again a container removed outside the agent");
             self.emit(
