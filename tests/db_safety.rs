@@ -301,3 +301,31 @@ async fn a_locked_table_delays_only_its_own_count() {
     let _ = locker.kill();
     let _ = locker.wait();
 }
+
+/// The agent sets the console roles up as the superuser inside the tenant's database: a
+/// function the tenant plants in `public` with a closer argument type than the catalog's
+/// (CVE-2018-1058's pattern) must never run there.
+#[tokio::test]
+async fn a_function_planted_in_public_never_runs_as_the_superuser() {
+    let Some(env) = StageEnv::with_stages("planted_function", "", None, &["qa"]).await else {
+        return;
+    };
+    // hashtext() gives int4; the catalog's pg_advisory_xact_lock takes int8.
+    env.psql(
+        "acme",
+        "qa",
+        "CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE plpgsql \
+         AS $$BEGIN CREATE TABLE IF NOT EXISTS public.hijacked(x int); END$$",
+    );
+    let r = sql(&env, "acme/qa", "select 1 as one", json!({})).await;
+    assert_eq!(r["result"]["rows"][0][0], 1, "{r}");
+    assert_eq!(
+        env.psql(
+            "acme",
+            "qa",
+            "select count(*) from pg_tables where tablename = 'hijacked'"
+        ),
+        "0",
+        "the planted function ran as the superuser"
+    );
+}

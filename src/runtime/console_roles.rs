@@ -31,9 +31,13 @@ pub fn statements(db: &str, roles: &ConsoleRoles) -> Result<String> {
     let verifier = postgres_protocol::password::scram_sha_256(roles.password.as_bytes());
     let mut sql = vec![
         "BEGIN".to_string(),
+        // The tenant owns this database and may plant functions and operators in public (or
+        // set the database's search_path): as the superuser, resolve only the catalog's.
+        "SET LOCAL search_path = pg_catalog, pg_temp".into(),
         "SET LOCAL statement_timeout = 10000".into(),
         "SET LOCAL lock_timeout = 5000".into(),
-        "SELECT pg_advisory_xact_lock(hashtext('stagelet console roles'))".into(),
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('stagelet console roles'))"
+            .into(),
     ];
     for (role, read_only) in [(&roles.reader, true), (&roles.writer, false)] {
         let (lit, id) = (role.replace('\'', "''"), ident(role));
