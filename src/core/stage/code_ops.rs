@@ -3,7 +3,7 @@
 //! and how it follows its stage's stop, start, terminate and restore.
 
 use super::code_server::{CodeServer, CodeServerState, CsOperation};
-use super::containers::{SpecContext, CODE_SERVER};
+use super::containers::CODE_SERVER;
 use super::create::{check_domain_free, grace, profile_of, site};
 use super::interfaces::ContainerSpec;
 use super::model::{Stage, StageState};
@@ -59,20 +59,10 @@ impl Stages {
                 "it holds no port",
             )
         })?;
-        let naming = naming(config);
-        let data_dir = self
-            .deps
-            .dirs
-            .root(stage.subscription.as_str(), stage.name.as_str());
-        let ctx = SpecContext {
-            naming: &naming,
-            stage,
-            profile,
-            data_dir: &data_dir,
-            grace_s: grace(config, profile, stage, None).as_secs(),
-        };
-        ctx.code_server(config.ports.bind_address, port, &cs.password)
-            .ok_or_else(|| no_code_server(stage))
+        self.with_specs(config, profile, stage, |ctx| {
+            ctx.code_server(config.ports.bind_address, port, &cs.password)
+        })
+        .ok_or_else(|| no_code_server(stage))
     }
 
     /// Makes the container anew (a leftover of the same name goes first), then starts it.

@@ -1,7 +1,7 @@
 //! The operations on an existing stage: stop, start, restart, terminate, restore, cancel,
 //! update. Each checks the transition table first and holds the stage's lock throughout.
 
-use super::containers::{SpecContext, APP, DB};
+use super::containers::{APP, DB};
 use super::create::{check_grace, grace, parse_end_date, profile_of, site};
 use super::model::{Stage, StageState, StageType, Step, StopReason};
 use super::transitions::Operation;
@@ -250,21 +250,12 @@ impl Stages {
         }
         self.emit(&stage, "restore", "containers", "");
         let naming = naming(config);
-        let data_dir = self
-            .deps
-            .dirs
-            .root(stage.subscription.as_str(), stage.name.as_str());
-        let ctx = SpecContext {
-            naming: &naming,
-            stage: &stage,
-            profile,
-            data_dir: &data_dir,
-            grace_s: grace(config, profile, &stage, None).as_secs(),
-        };
-        let (db, app) = (
-            ctx.db(),
-            ctx.app(config.ports.bind_address, stage.http_port.unwrap_or(0)),
-        );
+        let (db, app) = self.with_specs(config, profile, &stage, |ctx| {
+            (
+                ctx.db(),
+                ctx.app(config.ports.bind_address, stage.http_port.unwrap_or(0)),
+            )
+        });
         let made = async {
             self.deps
                 .engine

@@ -18,6 +18,29 @@ const DB_READY: Duration = Duration::from_secs(120);
 const DB_WATCH: Duration = Duration::from_millis(500);
 
 impl Stages {
+    /// Runs `f` with the spec builder of `stage`: its naming, data directory and grace period,
+    /// as every place that makes its containers needs them.
+    pub(super) fn with_specs<R>(
+        &self,
+        config: &Config,
+        profile: &Profile,
+        stage: &Stage,
+        f: impl FnOnce(&SpecContext) -> R,
+    ) -> R {
+        let naming = naming(config);
+        let data_dir = self
+            .deps
+            .dirs
+            .root(stage.subscription.as_str(), stage.name.as_str());
+        f(&SpecContext {
+            naming: &naming,
+            stage,
+            profile,
+            data_dir: &data_dir,
+            grace_s: grace(config, profile, stage, None).as_secs(),
+        })
+    }
+
     /// Makes the db and app containers (and the network) that the engine no longer has.
     /// A container of the stage's name that carries another stage's labels is refused.
     pub(super) async fn recreate_missing(
@@ -28,24 +51,15 @@ impl Stages {
     ) -> Result<()> {
         let naming = naming(config);
         let owner = naming.owner(stage);
-        let data_dir = self
-            .deps
-            .dirs
-            .root(stage.subscription.as_str(), stage.name.as_str());
-        let ctx = SpecContext {
-            naming: &naming,
-            stage,
-            profile,
-            data_dir: &data_dir,
-            grace_s: grace(config, profile, stage, None).as_secs(),
-        };
         let port = stage
             .http_port
             .ok_or_else(|| Error::Docker(format!("stage {} holds no port", stage.reference())))?;
-        let specs = [
-            (DB, ctx.db()),
-            (APP, ctx.app(config.ports.bind_address, port)),
-        ];
+        let specs = self.with_specs(config, profile, stage, |ctx| {
+            [
+                (DB, ctx.db()),
+                (APP, ctx.app(config.ports.bind_address, port)),
+            ]
+        });
         // Idempotent: made only when it is not there. A container made again needs it, and
         // one that is still there may sit on a network adoption removed.
         self.deps
