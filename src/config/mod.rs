@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod check;
+mod nginx_paths;
 pub mod profile;
 pub mod types;
 
@@ -105,6 +106,8 @@ pub struct Ports {
 pub struct Nginx {
     pub enabled: bool,
     pub sites_dir: PathBuf,
+    /// The agent's global nginx file (map, catch-all, include of `sites_dir`).
+    pub global_file: SafePath,
     pub test_command: Vec<String>,
     pub reload_command: Vec<String>,
     pub listen_http: u16,
@@ -222,6 +225,8 @@ impl Default for Nginx {
         Nginx {
             enabled: true,
             sites_dir: "/etc/nginx/stagelet".into(),
+            global_file: SafePath::try_from("/etc/nginx/stagelet/global/stagelet.conf".to_string())
+                .expect("a valid default"),
             test_command: vec!["nginx".into(), "-t".into()],
             reload_command: vec!["nginx".into(), "-s".into(), "reload".into()],
             listen_http: 80,
@@ -349,6 +354,7 @@ impl Nginx {
                 "must name a command while nginx.enabled".into(),
             ));
         }
+        errs.extend(self.check_global_file());
         if self.tls_certificate.is_empty() != self.tls_certificate_key.is_empty() {
             errs.push((
                 "tls_certificate_key",

@@ -120,6 +120,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     let live = shared.clone();
     let live_config = shared.clone();
     super::conn::raise_fd_limit(config.api.max_connections);
+    let sites = NginxSites::start(Arc::new(move || crate::config::current(&live)));
     let stage_deps = StageDeps {
         store: store.clone(),
         engine: Arc::new(DockerEngine::new(&config.docker.endpoint)),
@@ -128,7 +129,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
             data_root: config.agent.state_dir.join("data"),
             git_root: config.agent.state_dir.join("git"),
         }),
-        proxy: NginxSites::start(Arc::new(move || crate::config::current(&live))),
+        proxy: sites.clone(),
         ports: Arc::new(BindProbe),
         git: Arc::new(GitCli::new(&config.agent.state_dir)),
         backups: Arc::new(FsBackups {
@@ -170,6 +171,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_task = {
         let (agent, policy, source) = (agent.clone(), policy.clone(), source.clone());
+        let sites = sites.clone();
         tokio::spawn(async move {
             loop {
                 match signals.next().await {
@@ -179,7 +181,10 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
                         let _ = stop_tx.send(());
                         return;
                     }
-                    Event::Reload => reload(&agent, &policy, &source),
+                    Event::Reload => {
+                        reload(&agent, &policy, &source);
+                        sites.refresh_global();
+                    }
                 }
             }
         })
