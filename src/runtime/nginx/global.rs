@@ -58,6 +58,7 @@ pub fn render(opts: &RenderOptions, sites_dir: &SafePath) -> String {
             &http,
             &https,
             &name,
+            "server_tokens off;",
             "ssl_reject_handshake on;",
             SSL_PROTOCOLS,
             SSL_CIPHERS,
