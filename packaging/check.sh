@@ -26,7 +26,8 @@ rpm -qlp "$rpm" 2>/dev/null | grep -qx /etc/nginx/conf.d/stagelet.conf || fail "
 rpm -qcp "$rpm" 2>/dev/null | grep -qx /etc/nginx/conf.d/stagelet.conf || fail "the rpm's /etc/nginx/conf.d/stagelet.conf is not a config file"
 others=$(rpm -qlp "$rpm" 2>/dev/null | grep '^/etc/nginx/' | grep -vx /etc/nginx/conf.d/stagelet.conf || true)
 test -z "$others" || fail "the rpm puts other files under /etc/nginx: $others"
-dpkg-deb -c "$deb" | grep -q ' \./etc/nginx/conf\.d/stagelet\.conf$' || fail "the deb does not put stagelet.conf in /etc/nginx/conf.d"
+dpkg-deb -c "$deb" > target/deb-contents.txt
+grep -q ' \./etc/nginx/conf\.d/stagelet\.conf$' target/deb-contents.txt || fail "the deb does not put stagelet.conf in /etc/nginx/conf.d"
 
 echo "-- before install: port 80 and the system nginx"
 # The live check below runs Debian's nginx on port 80; nothing else may hold it.
