@@ -1,7 +1,7 @@
 //! The container engine through bollard. The client connects lazily and again after a failure,
 //! so the daemon rides out an engine restart; every error names the endpoint.
 
-use super::docker::connect;
+use super::client::connect;
 use crate::core::stage::interfaces::{
     ContainerInfo, ContainerSpec, ContainerStats, Engine, ExecRequest, ExecStatus, LogLine,
     NetworkInfo, Owner, StopOutcome,
@@ -479,7 +479,7 @@ impl Engine for DockerEngine {
             Some(Err(e)) if is_not_found(&e) => Ok(None),
             Some(r) => {
                 let sample = self.call(&format!("reading stats of {name}"), r).await?;
-                Ok(Some(super::container_stats::from_response(&sample)))
+                Ok(Some(super::stats::from_response(&sample)))
             }
             None => Ok(None),
         }
