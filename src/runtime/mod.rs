@@ -12,6 +12,7 @@ pub mod git_tally;
 pub mod host;
 pub mod hostfs;
 pub mod nginx;
+pub mod port_probe;
 pub mod postgres;
 pub mod priority;
 pub mod probes;
