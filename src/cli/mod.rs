@@ -7,5 +7,6 @@ pub mod exit;
 pub mod output;
 mod run;
 mod stage;
+mod stage_text;
 
 pub use run::main;
