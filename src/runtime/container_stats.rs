@@ -1,7 +1,7 @@
 //! One Docker stats sample turned into the figures `stage.stats` shows, computed the way
 //! `docker stats` computes them.
 
-use crate::core::stage::interfaces::ContainerStats;
+use crate::core::interfaces::ContainerStats;
 use bollard::models::ContainerStatsResponse;
 
 /// CPU % from two cumulative samples: the container's share of the host's CPU time between

@@ -2,7 +2,7 @@
 //! so the daemon rides out an engine restart; every error names the endpoint.
 
 use super::docker::connect;
-use crate::core::stage::interfaces::{
+use crate::core::interfaces::{
     ContainerInfo, ContainerSpec, ContainerStats, Engine, ExecRequest, ExecStatus, LogLine,
     NetworkInfo, Owner, StopOutcome,
 };

@@ -2,6 +2,7 @@
 
 pub mod addons;
 pub mod backups;
+pub mod blocking;
 pub mod child_output;
 pub mod console_roles;
 pub mod container_stats;
@@ -14,13 +15,16 @@ pub mod git_file_url;
 pub mod git_submodules;
 pub mod git_tally;
 pub mod host;
+pub mod host_files;
 pub mod hostfs;
 pub mod nginx;
 pub mod pgdb;
+pub mod postgres;
 pub mod priority;
 pub mod probes;
 pub mod records;
 pub mod sql_console;
 pub mod tenant_fs;
 pub mod tenant_tar;
+pub mod test_hooks;
 pub mod usage;

@@ -1,0 +1,3 @@
+//! PostgreSQL of the stages, as the runtime reaches it.
+
+pub mod dump;
