@@ -20,8 +20,8 @@ pub trait BlockingDirs: Send + Sync + 'static {
     fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()>;
     fn lay_out_dir(
         &self,
-        subscription: &str,
-        name: &str,
+        sub: &str,
+        stage: &str,
         dir: &str,
         tree: &Path,
         clear: bool,
@@ -43,7 +43,7 @@ pub trait BlockingBackups: Send + Sync + 'static {
     fn reader(&self, file: &Path) -> Result<ByteReader>;
     fn archive(
         &self,
-        subscription: &str,
+        sub: &str,
         label: &str,
         records: &[(String, Vec<u8>)],
     ) -> Result<Option<PathBuf>>;
@@ -113,18 +113,13 @@ impl<T: BlockingDirs> StageDirs for OffThread<T> {
     }
     async fn lay_out_dir(
         &self,
-        subscription: &str,
-        name: &str,
+        sub: &str,
+        stage: &str,
         dir: &str,
         tree: &Path,
         clear: bool,
     ) -> Result<()> {
-        let (s, n, dir, tree) = (
-            owned(subscription),
-            owned(name),
-            owned(dir),
-            tree.to_owned(),
-        );
+        let (s, n, dir, tree) = (owned(sub), owned(stage), owned(dir), tree.to_owned());
         self.run(move |d| d.lay_out_dir(&s, &n, &dir, &tree, clear))
             .await
     }
@@ -177,11 +172,11 @@ impl<T: BlockingBackups> BackupStore for OffThread<T> {
     }
     async fn archive(
         &self,
-        subscription: &str,
+        sub: &str,
         label: &str,
-        records: &[(String, Vec<u8>)],
+        kept: &[(String, Vec<u8>)],
     ) -> Result<Option<PathBuf>> {
-        let (s, l, r) = (owned(subscription), owned(label), records.to_vec());
+        let (s, l, r) = (owned(sub), owned(label), kept.to_vec());
         self.run(move |b| b.archive(&s, &l, &r)).await
     }
 }

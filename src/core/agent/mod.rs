@@ -11,7 +11,7 @@ mod views;
 
 use super::interfaces::{DependencyProbe, HostProbe, HostStats, RecordStore};
 use super::settings::{Settings, SharedSettings};
-use super::stage::model::{Stage, StageView};
+use super::stage::model::Stage;
 use super::stage::{StageDeps, Stages};
 use super::subscription::Subscriptions;
 use super::{Error, Result};
@@ -169,8 +169,8 @@ impl Agent {
     }
 
     /// Runs a stage operation on a task of its own ([`detached`](Self::detached)) with the
-    /// settings in force, and answers with the stage's view.
-    async fn stage_op<F>(self: &Arc<Self>, reference: &str, op: F) -> Result<StageView>
+    /// settings in force; the stage as it left it.
+    async fn stage_op<F>(self: &Arc<Self>, reference: &str, op: F) -> Result<Stage>
     where
         F: for<'a> FnOnce(&'a Stages, &'a Settings, &'a str) -> BoxFuture<'a, Result<Stage>>
             + Send
@@ -179,8 +179,7 @@ impl Agent {
         let r = reference.to_string();
         self.detached(move |a| async move {
             let config = a.config();
-            let s = op(&a.stages, &config, &r).await?;
-            Ok(a.view(&s).await)
+            op(&a.stages, &config, &r).await
         })
         .await
     }

@@ -50,15 +50,19 @@ impl Agent {
         reference: &str,
         grace_period_s: Option<u64>,
     ) -> Result<StageView> {
-        self.stage_op(reference, move |s, c, r| {
-            Box::pin(s.stop(c, r, grace_period_s, StopReason::User))
-        })
-        .await
+        let s = self
+            .stage_op(reference, move |s, c, r| {
+                Box::pin(s.stop(c, r, grace_period_s, StopReason::User))
+            })
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     pub async fn start_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
-        self.stage_op(reference, |s, c, r| Box::pin(s.start(c, r)))
-            .await
+        let s = self
+            .stage_op(reference, |s, c, r| Box::pin(s.start(c, r)))
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     pub async fn restart_stage(
@@ -66,25 +70,33 @@ impl Agent {
         reference: &str,
         grace_period_s: Option<u64>,
     ) -> Result<StageView> {
-        self.stage_op(reference, move |s, c, r| {
-            Box::pin(s.restart(c, r, grace_period_s))
-        })
-        .await
+        let s = self
+            .stage_op(reference, move |s, c, r| {
+                Box::pin(s.restart(c, r, grace_period_s))
+            })
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     pub async fn terminate_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
-        self.stage_op(reference, |s, c, r| Box::pin(s.terminate(c, r)))
-            .await
+        let s = self
+            .stage_op(reference, |s, c, r| Box::pin(s.terminate(c, r)))
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     pub async fn restore_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
-        self.stage_op(reference, |s, c, r| Box::pin(s.restore(c, r)))
-            .await
+        let s = self
+            .stage_op(reference, |s, c, r| Box::pin(s.restore(c, r)))
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     pub async fn cancel_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
-        self.stage_op(reference, |s, c, r| Box::pin(s.cancel(c, r)))
-            .await
+        let s = self
+            .stage_op(reference, |s, c, r| Box::pin(s.cancel(c, r)))
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     pub async fn update_stage(
@@ -92,8 +104,10 @@ impl Agent {
         reference: &str,
         patch: StagePatch,
     ) -> Result<StageView> {
-        self.stage_op(reference, move |s, c, r| Box::pin(s.update(c, r, patch)))
-            .await
+        let s = self
+            .stage_op(reference, move |s, c, r| Box::pin(s.update(c, r, patch)))
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     pub async fn deploy_stage(
@@ -101,8 +115,10 @@ impl Agent {
         reference: &str,
         req: DeployRequest,
     ) -> Result<StageView> {
-        self.stage_op(reference, move |s, c, r| Box::pin(s.deploy(c, r, req)))
-            .await
+        let s = self
+            .stage_op(reference, move |s, c, r| Box::pin(s.deploy(c, r, req)))
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     pub async fn restore_stage_backup(
@@ -111,10 +127,12 @@ impl Agent {
         id: &str,
     ) -> Result<StageView> {
         let id = id.to_string();
-        self.stage_op(reference, move |s, c, r| {
-            Box::pin(async move { s.restore_backup(c, r, &id).await })
-        })
-        .await
+        let s = self
+            .stage_op(reference, move |s, c, r| {
+                Box::pin(async move { s.restore_backup(c, r, &id).await })
+            })
+            .await?;
+        Ok(self.view(&s).await)
     }
 
     /// `stage.usage`: the last measure, or a new one with `refresh` (joined by concurrent

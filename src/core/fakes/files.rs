@@ -109,10 +109,10 @@ impl BackupStore for NoBackups {
 
 #[async_trait::async_trait]
 impl crate::core::interfaces::DatabaseDumps for NoBackups {
-    async fn dump(&self, _: crate::core::interfaces::DumpJob<'_>, _: ByteWriter) -> Result<()> {
+    async fn dump(&self, _: crate::core::interfaces::DumpJob, _: ByteWriter) -> Result<()> {
         Ok(())
     }
-    async fn restore(&self, _: crate::core::interfaces::DumpJob<'_>, _: ByteReader) -> Result<()> {
+    async fn restore(&self, _: crate::core::interfaces::DumpJob, _: ByteReader) -> Result<()> {
         Ok(())
     }
 }

@@ -7,18 +7,18 @@ use crate::core::Result;
 
 /// Where the tools run and what they reach: the stage's db container, its server and the
 /// database; `label` (the stage's reference) names it in errors.
-#[derive(Debug, Clone, Copy)]
-pub struct DumpJob<'a> {
-    pub container: &'a str,
-    pub target: &'a DbTarget,
-    pub db: &'a str,
-    pub label: &'a str,
+#[derive(Debug, Clone)]
+pub struct DumpJob {
+    pub container: String,
+    pub target: DbTarget,
+    pub db: String,
+    pub label: String,
 }
 
 #[async_trait::async_trait]
 pub trait DatabaseDumps: Send + Sync {
     /// `pg_dump -Fc` of `job.db`, streamed into `to`.
-    async fn dump(&self, job: DumpJob<'_>, to: ByteWriter) -> Result<()>;
+    async fn dump(&self, job: DumpJob, to: ByteWriter) -> Result<()>;
     /// `pg_restore` of a custom-format dump read from `from` into `job.db`.
-    async fn restore(&self, job: DumpJob<'_>, from: ByteReader) -> Result<()>;
+    async fn restore(&self, job: DumpJob, from: ByteReader) -> Result<()>;
 }

@@ -37,13 +37,13 @@ impl PgDumps {
     /// Runs `tool` with `args`; its stderr becomes the error when it fails.
     async fn run(
         &self,
-        job: DumpJob<'_>,
+        job: &DumpJob,
         tool: &str,
         args: &[&str],
         stdin: Option<ByteReader>,
         stdout: ByteWriter,
     ) -> Result<()> {
-        let (mut argv, env) = pg_args(job.target);
+        let (mut argv, env) = pg_args(&job.target);
         argv.insert(0, tool.into());
         argv.extend(args.iter().map(|a| a.to_string()));
         let stderr = Capped::new(STDERR_CAP);
@@ -55,7 +55,7 @@ impl PgDumps {
             stderr: Box::new(stderr.clone()),
             timeout: DUMP_TIMEOUT,
         };
-        match self.engine.exec(job.container, req).await?.exit_code {
+        match self.engine.exec(&job.container, req).await?.exit_code {
             Some(0) => Ok(()),
             _ => Err(Error::Database(format!(
                 "{tool} for {}: {}",
@@ -68,27 +68,21 @@ impl PgDumps {
 
 #[async_trait::async_trait]
 impl DatabaseDumps for PgDumps {
-    async fn dump(&self, job: DumpJob<'_>, to: ByteWriter) -> Result<()> {
-        let args = ["-Fc", "-d", job.db];
-        self.run(job, "pg_dump", &args, None, to).await
+    async fn dump(&self, job: DumpJob, to: ByteWriter) -> Result<()> {
+        let args = ["-Fc", "-d", &job.db];
+        self.run(&job, "pg_dump", &args, None, to).await
     }
 
-    async fn restore(&self, job: DumpJob<'_>, from: ByteReader) -> Result<()> {
+    async fn restore(&self, job: DumpJob, from: ByteReader) -> Result<()> {
         let args = [
             "--no-owner",
             "--no-privileges",
             "--exit-on-error",
             "-d",
-            job.db,
+            &job.db,
         ];
-        self.run(
-            job,
-            "pg_restore",
-            &args,
-            Some(from),
-            Box::new(tokio::io::sink()),
-        )
-        .await
+        let sink = Box::new(tokio::io::sink());
+        self.run(&job, "pg_restore", &args, Some(from), sink).await
     }
 }
 

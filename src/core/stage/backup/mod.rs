@@ -30,6 +30,18 @@ impl Stages {
         self.deps.backups.write_manifest(dir, &bytes).await
     }
 
+    /// Where pg_dump and pg_restore run for `stage` and what they reach.
+    async fn dump_job(&self, config: &Settings, stage: &Stage, db: &str) -> Result<DumpJob> {
+        let profile = profile_of(config, &stage.profile)?;
+        let naming = naming(config);
+        Ok(DumpJob {
+            target: self.db_target(&naming, stage, profile).await?,
+            container: naming.container(stage, DB),
+            db: db.to_string(),
+            label: stage.reference(),
+        })
+    }
+
     /// `pg_dump -Fc` of the stage database, streamed into `to`.
     pub(super) async fn dump_to(
         &self,
@@ -37,16 +49,7 @@ impl Stages {
         stage: &Stage,
         to: ByteWriter,
     ) -> Result<()> {
-        let profile = profile_of(config, &stage.profile)?;
-        let naming = naming(config);
-        let target = self.db_target(&naming, stage, profile).await?;
-        let (container, label) = (naming.container(stage, DB), stage.reference());
-        let job = DumpJob {
-            container: &container,
-            target: &target,
-            db: stage.db_name(),
-            label: &label,
-        };
+        let job = self.dump_job(config, stage, stage.db_name()).await?;
         self.deps.dumps.dump(job, to).await
     }
 
@@ -58,16 +61,7 @@ impl Stages {
         db: &str,
         from: ByteReader,
     ) -> Result<()> {
-        let profile = profile_of(config, &stage.profile)?;
-        let naming = naming(config);
-        let target = self.db_target(&naming, stage, profile).await?;
-        let (container, label) = (naming.container(stage, DB), stage.reference());
-        let job = DumpJob {
-            container: &container,
-            target: &target,
-            db,
-            label: &label,
-        };
+        let job = self.dump_job(config, stage, db).await?;
         self.deps.dumps.restore(job, from).await
     }
 
