@@ -18,14 +18,7 @@ pub trait BlockingDirs: Send + Sync + 'static {
     fn scratch(&self, subscription: &str, name: &str) -> Result<PathBuf>;
     fn drop_scratch(&self, subscription: &str, name: &str) -> Result<()>;
     fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()>;
-    fn lay_out_dir(
-        &self,
-        sub: &str,
-        stage: &str,
-        dir: &str,
-        tree: &Path,
-        clear: bool,
-    ) -> Result<()>;
+    fn lay_out_dir(&self, s: &str, n: &str, dir: &str, tree: &Path, clear: bool) -> Result<()>;
 }
 
 /// [`BackupStore`], blocking.

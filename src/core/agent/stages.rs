@@ -3,18 +3,33 @@
 
 use super::Agent;
 use crate::core::interfaces::{ContainerStats, LogLine, MeasurePriority, SqlResult};
+use crate::core::settings::Settings;
 use crate::core::stage::backup::Backup;
 use crate::core::stage::console::{ExecCall, ExecResult, LogsCall, SqlCall};
 use crate::core::stage::deploy::DeployRequest;
 use crate::core::stage::events::Event;
+use crate::core::stage::model::Stage;
 use crate::core::stage::model::{StageView, StopReason};
 use crate::core::stage::usage::StageUsage;
+use crate::core::stage::Stages;
 use crate::core::stage::{NewStage, StagePatch};
 use crate::core::{Error, Result};
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 impl Agent {
+    /// [`stage_op`](Agent::stage_op), answered with the stage's view.
+    async fn viewed<F>(self: &Arc<Self>, reference: &str, op: F) -> Result<StageView>
+    where
+        F: for<'a> FnOnce(&'a Stages, &'a Settings, &'a str) -> BoxFuture<'a, Result<Stage>>
+            + Send
+            + 'static,
+    {
+        let s = self.stage_op(reference, op).await?;
+        Ok(self.view(&s).await)
+    }
+
     pub async fn create_stage(
         self: &Arc<Self>,
         subscription: &str,
@@ -50,19 +65,15 @@ impl Agent {
         reference: &str,
         grace_period_s: Option<u64>,
     ) -> Result<StageView> {
-        let s = self
-            .stage_op(reference, move |s, c, r| {
-                Box::pin(s.stop(c, r, grace_period_s, StopReason::User))
-            })
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, move |s, c, r| {
+            Box::pin(s.stop(c, r, grace_period_s, StopReason::User))
+        })
+        .await
     }
 
     pub async fn start_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
-        let s = self
-            .stage_op(reference, |s, c, r| Box::pin(s.start(c, r)))
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, |s, c, r| Box::pin(s.start(c, r)))
+            .await
     }
 
     pub async fn restart_stage(
@@ -70,33 +81,25 @@ impl Agent {
         reference: &str,
         grace_period_s: Option<u64>,
     ) -> Result<StageView> {
-        let s = self
-            .stage_op(reference, move |s, c, r| {
-                Box::pin(s.restart(c, r, grace_period_s))
-            })
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, move |s, c, r| {
+            Box::pin(s.restart(c, r, grace_period_s))
+        })
+        .await
     }
 
     pub async fn terminate_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
-        let s = self
-            .stage_op(reference, |s, c, r| Box::pin(s.terminate(c, r)))
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, |s, c, r| Box::pin(s.terminate(c, r)))
+            .await
     }
 
     pub async fn restore_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
-        let s = self
-            .stage_op(reference, |s, c, r| Box::pin(s.restore(c, r)))
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, |s, c, r| Box::pin(s.restore(c, r)))
+            .await
     }
 
     pub async fn cancel_stage(self: &Arc<Self>, reference: &str) -> Result<StageView> {
-        let s = self
-            .stage_op(reference, |s, c, r| Box::pin(s.cancel(c, r)))
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, |s, c, r| Box::pin(s.cancel(c, r)))
+            .await
     }
 
     pub async fn update_stage(
@@ -104,10 +107,8 @@ impl Agent {
         reference: &str,
         patch: StagePatch,
     ) -> Result<StageView> {
-        let s = self
-            .stage_op(reference, move |s, c, r| Box::pin(s.update(c, r, patch)))
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, move |s, c, r| Box::pin(s.update(c, r, patch)))
+            .await
     }
 
     pub async fn deploy_stage(
@@ -115,10 +116,8 @@ impl Agent {
         reference: &str,
         req: DeployRequest,
     ) -> Result<StageView> {
-        let s = self
-            .stage_op(reference, move |s, c, r| Box::pin(s.deploy(c, r, req)))
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, move |s, c, r| Box::pin(s.deploy(c, r, req)))
+            .await
     }
 
     pub async fn restore_stage_backup(
@@ -127,12 +126,10 @@ impl Agent {
         id: &str,
     ) -> Result<StageView> {
         let id = id.to_string();
-        let s = self
-            .stage_op(reference, move |s, c, r| {
-                Box::pin(async move { s.restore_backup(c, r, &id).await })
-            })
-            .await?;
-        Ok(self.view(&s).await)
+        self.viewed(reference, move |s, c, r| {
+            Box::pin(async move { s.restore_backup(c, r, &id).await })
+        })
+        .await
     }
 
     /// `stage.usage`: the last measure, or a new one with `refresh` (joined by concurrent
