@@ -6,7 +6,8 @@ mod common;
 
 use common::nginx::{curl, setup_with, site, Backend, TestNginx};
 use common::{require_engine, Daemon, StageEnv, DAEMON, TEST_PROFILE};
-use stagelet::core::site::{ProxySites, SiteState};
+use stagelet::core::interfaces::ProxySites;
+use stagelet::core::site::SiteState;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
