@@ -41,14 +41,14 @@ fi
 echo "== test images"
 tests/images/build.sh
 
-echo "== gixy over the rendered nginx configs (the golden files and the shipped snippet)"
+echo "== gixy over the rendered nginx configs (the golden sites and the agent's global file)"
 gixy=$(command -v gixy || true)
 if [ -z "$gixy" ]; then
     [ -x target/gixy-venv/bin/gixy ] || { python3 -m venv target/gixy-venv && target/gixy-venv/bin/pip install -q gixy-ng; }
     gixy=target/gixy-venv/bin/gixy
 fi
 gixy_root=$(mktemp -d)
-printf 'events {}\nhttp {\n    include %s/etc/nginx/stagelet.conf;\n    include %s/tests/golden/nginx/*.conf;\n}\n' "$PWD" "$PWD" > "$gixy_root/nginx.conf"
+printf 'events {}\nhttp {\n    include %s/tests/golden/global/stagelet.conf;\n    include %s/tests/golden/nginx/*.conf;\n}\n' "$PWD" "$PWD" > "$gixy_root/nginx.conf"
 "$gixy" -ll "$gixy_root/nginx.conf"
 rm -rf "$gixy_root"
 

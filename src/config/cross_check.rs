@@ -51,6 +51,7 @@ impl Nginx {
                 "must name a command while nginx.enabled".into(),
             ));
         }
+        errs.extend(self.check_global_file());
         if self.tls_certificate.is_empty() != self.tls_certificate_key.is_empty() {
             errs.push((
                 "tls_certificate_key",

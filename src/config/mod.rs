@@ -3,6 +3,7 @@
 pub mod api;
 pub mod check;
 mod cross_check;
+mod nginx_paths;
 pub mod profile;
 mod reload;
 mod sections;

@@ -67,6 +67,8 @@ pub struct Ports {
 pub struct Nginx {
     pub enabled: bool,
     pub sites_dir: PathBuf,
+    /// The agent's global nginx file (map, catch-all, include of `sites_dir`).
+    pub global_file: SafePath,
     pub test_command: Vec<String>,
     pub reload_command: Vec<String>,
     pub listen_http: u16,
@@ -184,6 +186,8 @@ impl Default for Nginx {
         Nginx {
             enabled: true,
             sites_dir: "/etc/nginx/stagelet".into(),
+            global_file: SafePath::try_from("/etc/nginx/stagelet/global/stagelet.conf".to_string())
+                .expect("a valid default"),
             test_command: vec!["nginx".into(), "-t".into()],
             reload_command: vec!["nginx".into(), "-s".into(), "reload".into()],
             listen_http: 80,

@@ -124,6 +124,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     let live = shared.clone();
     let live_config = shared.clone();
     super::conn::raise_fd_limit(config.api.max_connections);
+    let sites = NginxSites::start(Arc::new(move || crate::config::current(&live)));
     let engine: Arc<dyn crate::core::interfaces::Engine> =
         Arc::new(DockerEngine::new(&config.docker.endpoint));
     let stage_deps = StageDeps {
@@ -134,7 +135,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
             data_root: config.agent.state_dir.join("data"),
             git_root: config.agent.state_dir.join("git"),
         })),
-        proxy: NginxSites::start(Arc::new(move || crate::config::current(&live))),
+        proxy: sites.clone(),
         ports: Arc::new(BindProbe),
         git: Arc::new(GitCli::new(&config.agent.state_dir)),
         backups: Arc::new(OffThread::new(FsBackups {
@@ -180,6 +181,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     let signal_task = {
         let (agent, policy, source) = (agent.clone(), policy.clone(), source.clone());
         let shared = shared.clone();
+        let sites = sites.clone();
         tokio::spawn(async move {
             loop {
                 match signals.next().await {
@@ -189,7 +191,10 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
                         let _ = stop_tx.send(());
                         return;
                     }
-                    Event::Reload => reload(&agent, &shared, &policy, &source),
+                    Event::Reload => {
+                        reload(&agent, &shared, &policy, &source);
+                        sites.refresh_global();
+                    }
                 }
             }
         })

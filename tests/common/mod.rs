@@ -71,6 +71,8 @@ http = "{h0}-{h1}"
 code_server = "{c0}-{c1}"
 [nginx]
 sites_dir = "{dir}/nginx"
+global_file = "{dir}/nginx-global/stagelet.conf"
+pid_file = "{dir}/nginx.pid"
 "#,
             dir = dir.display(),
             pid = std::process::id(),

@@ -23,12 +23,42 @@ pub struct TestNginx {
 }
 
 impl TestNginx {
-    /// Writes the main config (including the snippet rendered for these ports) and starts the
-    /// master. `dir` must be readable by the worker user.
+    /// Writes the main config and starts the master. Like the package's
+    /// /etc/nginx/conf.d/stagelet.conf, the config includes the directory of the agent's global
+    /// file by a glob; the file is written first, as the agent writes it, so nginx starts with
+    /// the catch-all. `dir` must be readable by the worker user.
     pub fn start(dir: &Path, http_port: u16, https_port: u16) -> TestNginx {
+        Self::start_with(dir, http_port, https_port, true, None)
+    }
+
+    /// As [`start`](Self::start), with no global file: the agent has to write it.
+    pub fn start_empty(dir: &Path, http_port: u16, https_port: u16) -> TestNginx {
+        Self::start_with(dir, http_port, https_port, false, None)
+    }
+
+    /// Laid out as Debian's nginx: `conf.d/*.conf` (holding the package's
+    /// `etc/nginx/stagelet.conf`, pointed at this prefix), then `sites-enabled/*`, where Debian's
+    /// default site claims `default_server` on the HTTP port when `default_site` is set.
+    /// No global file: the agent has to write it.
+    pub fn start_debian(
+        dir: &Path,
+        http_port: u16,
+        https_port: u16,
+        default_site: bool,
+    ) -> TestNginx {
+        Self::start_with(dir, http_port, https_port, false, Some(default_site))
+    }
+
+    fn start_with(
+        dir: &Path,
+        http_port: u16,
+        https_port: u16,
+        global: bool,
+        debian: Option<bool>,
+    ) -> TestNginx {
         let prefix = dir.join("nginx");
         let sites_dir = prefix.join("sites");
-        for sub in ["sites", "logs", "tmp"] {
+        for sub in ["sites", "logs", "tmp", "global"] {
             std::fs::create_dir_all(prefix.join(sub)).unwrap();
         }
         let pid_file = prefix.join("nginx.pid");
@@ -41,15 +71,40 @@ impl TestNginx {
             https_port,
             child: Mutex::new(None),
         };
-        std::fs::write(n.prefix.join("stagelet.conf"), n.snippet()).unwrap();
+        if global {
+            let mut config = Config::default();
+            n.apply_to(&mut config);
+            let text = stagelet::runtime::nginx::global::render_config(&config).unwrap();
+            std::fs::write(n.global_file(), text).unwrap();
+        }
         let p = n.prefix.display();
+        let mut include = format!("include {p}/global/*.conf;");
+        if let Some(default_site) = debian {
+            for sub in ["conf.d", "sites-enabled"] {
+                std::fs::create_dir_all(n.prefix.join(sub)).unwrap();
+            }
+            let shipped = include_str!("../../etc/nginx/stagelet.conf")
+                .replace("/etc/nginx/stagelet/global/", &format!("{p}/global/"));
+            std::fs::write(n.prefix.join("conf.d/stagelet.conf"), shipped).unwrap();
+            if default_site {
+                std::fs::write(
+                    n.prefix.join("sites-enabled/default"),
+                    format!(
+                        "server {{\n    listen 127.0.0.1:{http_port} default_server;\n    server_name _;\n    \
+                         location / {{ return 200 \"Welcome to nginx (Debian's default site)\\n\"; }}\n}}\n"
+                    ),
+                )
+                .unwrap();
+            }
+            include = format!("include {p}/conf.d/*.conf;\n    include {p}/sites-enabled/*;");
+        }
         std::fs::write(
             &n.conf,
             format!(
                 "pid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\nworker_processes 1;\nevents {{ worker_connections 128; }}\n\
                  http {{\n    access_log off;\n    client_body_temp_path {p}/tmp/body;\n    proxy_temp_path {p}/tmp/proxy;\n\
                  fastcgi_temp_path {p}/tmp/fastcgi;\n    uwsgi_temp_path {p}/tmp/uwsgi;\n    scgi_temp_path {p}/tmp/scgi;\n\
-                 include {p}/stagelet.conf;\n}}\n"
+                 {include}\n}}\n"
             ),
         )
         .unwrap();
@@ -94,20 +149,18 @@ impl TestNginx {
         alive(pid).then_some(pid)
     }
 
-    fn snippet(&self) -> String {
-        let mut config = stagelet::config::Config::default();
-        self.apply_to(&mut config);
-        let opts = stagelet::runtime::nginx::render::RenderOptions::from_config(&config);
-        let sites =
-            stagelet::config::types::SafePath::try_from(self.sites_dir.display().to_string())
-                .unwrap();
-        stagelet::runtime::nginx::snippet::snippet(&opts, &sites)
+    /// Where the agent writes its global file for this master.
+    pub fn global_file(&self) -> PathBuf {
+        self.prefix.join("global/stagelet.conf")
     }
 
     /// Points a configuration's `[nginx]` at this master.
     pub fn apply_to(&self, config: &mut stagelet::config::Config) {
         let c = &mut config.nginx;
         c.sites_dir = self.sites_dir.clone();
+        c.global_file =
+            stagelet::config::types::SafePath::try_from(self.global_file().display().to_string())
+                .unwrap();
         c.pid_file = self.pid_file.clone();
         c.listen_address = "127.0.0.1".into();
         c.listen_http = self.http_port;
@@ -295,6 +348,11 @@ pub fn setup() -> Setup {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let base = super::ports(2);
     let nginx = TestNginx::start(dir.path(), base, base + 1);
+    setup_with(dir, nginx)
+}
+
+/// The proxy layer against `nginx`, which runs in `dir`.
+pub fn setup_with(dir: tempfile::TempDir, nginx: TestNginx) -> Setup {
     let mut config = Config::default();
     nginx.apply_to(&mut config);
     let config = Arc::new(RwLock::new(Arc::new(config)));

@@ -45,6 +45,11 @@ impl Control {
         run(&self.test_command)
     }
 
+    /// Whether a live master is named in `pid_file`.
+    pub fn running(&self) -> bool {
+        self.master().is_ok()
+    }
+
     fn master(&self) -> Result<Pid, String> {
         let text = std::fs::read_to_string(&self.pid_file).map_err(|e| {
             format!(

@@ -5,9 +5,9 @@
 mod batch;
 pub mod control;
 pub mod files;
+pub mod global;
 mod isolate;
 pub mod render;
-pub mod snippet;
 
 use crate::config::Config;
 use crate::core::interfaces::ProxySites;
@@ -41,6 +41,8 @@ pub struct NginxSites {
     config: ConfigFn,
     tx: mpsc::Sender<Change>,
     reloads: Arc<AtomicU64>,
+    /// Asks the worker to bring the global file up to date (after SIGHUP).
+    refresh: Arc<tokio::sync::Notify>,
 }
 
 impl NginxSites {
@@ -48,12 +50,20 @@ impl NginxSites {
     pub fn start(config: ConfigFn) -> Arc<NginxSites> {
         let (tx, rx) = mpsc::channel(1024);
         let reloads = Arc::new(AtomicU64::new(0));
-        tokio::spawn(worker(rx, config.clone(), reloads.clone()));
+        let refresh = Arc::new(tokio::sync::Notify::new());
+        refresh.notify_one();
+        tokio::spawn(worker(rx, config.clone(), reloads.clone(), refresh.clone()));
         Arc::new(NginxSites {
             config,
             tx,
             reloads,
+            refresh,
         })
+    }
+
+    /// Brings the global file up to date with the configuration (SIGHUP calls this).
+    pub fn refresh_global(&self) {
+        self.refresh.notify_one();
     }
 
     /// How many reloads this agent has made.
@@ -75,8 +85,9 @@ impl NginxSites {
         match answer.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(Error::Nginx(format!(
-                "stage {}: {msg}; the previous configuration is still serving",
-                key.replacen("--", "/", 1)
+                "stage {}: {msg}; the previous configuration is still serving{}",
+                key.replacen("--", "/", 1),
+                global::hint(&msg, &(self.config)())
             ))),
             Err(_) => Err(Error::Nginx("the nginx worker has stopped".into())),
         }
@@ -100,21 +111,35 @@ impl ProxySites for NginxSites {
     }
 }
 
-async fn worker(mut rx: mpsc::Receiver<Change>, config: ConfigFn, reloads: Arc<AtomicU64>) {
-    while let Some(first) = rx.recv().await {
+async fn worker(
+    mut rx: mpsc::Receiver<Change>,
+    config: ConfigFn,
+    reloads: Arc<AtomicU64>,
+    refresh: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        // Start-up (notified once by `start`) and SIGHUP: the global file on its own.
+        let first = tokio::select! {
+            biased;
+            () = refresh.notified() => {
+                global_now(config(), &reloads).await;
+                continue;
+            }
+            change = rx.recv() => match change {
+                Some(c) => c,
+                None => return,
+            },
+        };
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + COALESCE;
         while let Ok(Some(change)) = tokio::time::timeout_at(deadline, rx.recv()).await {
             batch.push(change);
         }
         let config = config();
+        // A configuration changed by SIGHUP applies before this batch, on its own.
+        global_now(config.clone(), &reloads).await;
         let dir = config.nginx.sites_dir.clone();
-        let control = Control {
-            test_command: config.nginx.test_command.clone(),
-            reload_command: config.nginx.reload_command.clone(),
-            pid_file: config.nginx.pid_file.clone(),
-            reload_timeout: config.nginx.reload_timeout.0,
-        };
+        let control = control_of(&config);
         // The last change to a key wins; every caller of that key gets its result.
         let mut by_key: BTreeMap<String, (Option<SiteSpec>, Vec<Reply>)> = BTreeMap::new();
         for c in batch {
@@ -140,6 +165,37 @@ async fn worker(mut rx: mpsc::Receiver<Change>, config: ConfigFn, reloads: Arc<A
             for reply in replies {
                 let _ = reply.send(result.clone());
             }
+        }
+    }
+}
+
+fn control_of(config: &Config) -> Control {
+    Control {
+        test_command: config.nginx.test_command.clone(),
+        reload_command: config.nginx.reload_command.clone(),
+        pid_file: config.nginx.pid_file.clone(),
+        reload_timeout: config.nginx.reload_timeout.0,
+    }
+}
+
+/// Brings the global file up to date; a failure is logged (each site change then says what
+/// nginx thinks of its own file).
+async fn global_now(config: Arc<Config>, reloads: &AtomicU64) {
+    if !config.nginx.enabled {
+        return;
+    }
+    let path = config.nginx.global_file.as_str().to_string();
+    let done = tokio::task::spawn_blocking(move || global::ensure(&config, &control_of(&config)))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    match done {
+        Ok(true) => {
+            reloads.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(file = %path, "nginx global file written; nginx reloaded");
+        }
+        Ok(false) => {}
+        Err(error) => {
+            tracing::error!(file = %path, %error, "cannot bring the nginx global file up to date")
         }
     }
 }

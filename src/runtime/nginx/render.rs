@@ -166,6 +166,11 @@ fn code_server(out: &mut Out, cs: &CodeServerSite, key: &str) -> Result<(), Stri
 
 pub(super) const SSL_PROTOCOLS: &str = "ssl_protocols TLSv1.2 TLSv1.3;";
 pub(super) const SSL_CIPHERS: &str = "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;";
+// Set per server, not at nginx's http level, where the distribution's nginx.conf may set them
+// too (a second one there fails `nginx -t`; see global.rs). One cache for every stage: the
+// same zone name and size in each server share it.
+const SSL_SESSION_CACHE: &str = "ssl_session_cache shared:stagelet_tls:10m;";
+const SERVER_TOKENS: &str = "server_tokens off;";
 const HSTS: &str = "add_header Strict-Transport-Security \"max-age=63072000\" always;";
 
 /// Appends `lines`, each indented by `depth` levels of four spaces.
@@ -205,7 +210,14 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
             lines(
                 text,
                 1,
-                &[&http, &name, &access_log, &error_log, "location / {"],
+                &[
+                    &http,
+                    &name,
+                    &access_log,
+                    &error_log,
+                    SERVER_TOKENS,
+                    "location / {",
+                ],
             );
             lines(text, 2, &[&redirect]);
             lines(text, 1, &["}"]);
@@ -225,6 +237,8 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
                     &key,
                     SSL_PROTOCOLS,
                     SSL_CIPHERS,
+                    SSL_SESSION_CACHE,
+                    SERVER_TOKENS,
                     "ssl_prefer_server_ciphers off;",
                     "ssl_session_timeout 1d;",
                     "ssl_session_tickets off;",
@@ -243,7 +257,11 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
                     &["# TLS is off: the certificate or key could not be used (see the agent's log)."],
                 );
             }
-            lines(text, 1, &[&http, &name, &access_log, &error_log]);
+            lines(
+                text,
+                1,
+                &[&http, &name, &access_log, &error_log, SERVER_TOKENS],
+            );
             body_lines(text, domain, body, opts, "$scheme");
         }
     }
