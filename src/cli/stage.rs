@@ -8,6 +8,7 @@ use crate::core::stage::backup::Backup;
 use crate::core::stage::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
+use crate::core::tls::{TlsState, TlsView};
 use jsonrpsee::async_client::Client;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -61,11 +62,15 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                             s.state.as_str().to_string(),
                             s.domain.clone(),
                             output::opt(&s.http_port),
+                            s.tls.as_ref().map_or("-".into(), tls_short),
                             age(&s.created_at, now),
                         ]
                     })
                     .collect();
-                output::table(&["STAGE", "TYPE", "STATE", "DOMAIN", "PORT", "AGE"], &rows)
+                output::table(
+                    &["STAGE", "TYPE", "STATE", "DOMAIN", "PORT", "TLS", "AGE"],
+                    &rows,
+                )
             })
         }
         StageCmd::Get { stage } => render(json, &StageApiClient::get(client, stage).await?, one),
@@ -389,6 +394,51 @@ fn age(created: &str, now: time::OffsetDateTime) -> String {
     }
 }
 
+/// `tls` in one word: the state, or the mode when it is off.
+fn tls_short(t: &TlsView) -> String {
+    match t.state {
+        TlsState::None => t.mode.clone(),
+        s => format!("{s:?}").to_lowercase(),
+    }
+}
+
+/// A domain's `tls` on one line: state, end, issuer, error and next attempt.
+fn tls_line(t: &TlsView) -> String {
+    let mut s = format!("{} ({})", tls_short(t), t.mode);
+    if let Some(end) = &t.not_after {
+        s += &format!(", until {end}");
+    }
+    if let Some(i) = &t.issuer {
+        s += &format!(", issuer {i}");
+    }
+    if let Some(e) = &t.last_error {
+        s += &format!(", last error: {e}");
+    }
+    if let Some(n) = &t.next_attempt {
+        s += &format!(", next attempt {n}");
+    }
+    s
+}
+
+/// `stagectl tls renew`'s answer: the stage and its domains' TLS.
+pub(super) fn tls_text(s: &StageView) -> String {
+    let mut pairs = vec![("stage", format!("{}/{}", s.subscription, s.name))];
+    if let Some(t) = &s.tls {
+        pairs.push(("tls", format!("{}: {}", s.domain, tls_line(t))));
+    }
+    if let Some(t) = s
+        .code_server
+        .as_ref()
+        .and_then(|c| c.tls.as_ref().map(|t| (c, t)))
+    {
+        pairs.push((
+            "code server tls",
+            format!("{}: {}", t.0.domain, tls_line(t.1)),
+        ));
+    }
+    output::block(&pairs)
+}
+
 fn stage_text(s: &StageView) -> String {
     let components: Vec<String> = s
         .components
@@ -402,6 +452,7 @@ fn stage_text(s: &StageView) -> String {
         ("state", s.state.as_str().to_string()),
         ("domain", s.domain.clone()),
         ("http port", output::opt(&s.http_port)),
+        ("tls", s.tls.as_ref().map_or("-".into(), tls_line)),
         ("containers", components.join(", ")),
         ("addons dir", s.addons_dir.clone()),
         (
@@ -427,6 +478,13 @@ fn stage_text(s: &StageView) -> String {
                     output::opt(&c.port)
                 )
             }),
+        ),
+        (
+            "code server tls",
+            s.code_server
+                .as_ref()
+                .and_then(|c| c.tls.as_ref())
+                .map_or("-".into(), tls_line),
         ),
         ("created", s.created_at.clone()),
         ("end date", output::opt(&s.end_date)),

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod check;
 pub mod profile;
+pub mod tls;
 pub mod types;
 
 use profile::Profile;
@@ -40,6 +41,7 @@ pub struct Config {
     pub usage: Usage,
     pub git: Git,
     pub backups: Backups,
+    pub tls: tls::Tls,
     pub profiles: BTreeMap<String, Profile>,
 }
 
@@ -297,6 +299,7 @@ impl Default for Config {
             usage: Usage::default(),
             git: Git::default(),
             backups: Backups::default(),
+            tls: tls::Tls::default(),
             profiles: BTreeMap::from([("odoo".to_string(), profile::odoo())]),
         }
     }
@@ -440,6 +443,12 @@ impl Config {
                 .cross_check()
                 .into_iter()
                 .map(|(k, m)| (key(&["nginx", k]), m)),
+        );
+        errs.extend(
+            self.tls
+                .cross_check(&self.nginx)
+                .into_iter()
+                .map(|(k, m)| (key(&["tls", k]), m)),
         );
         if !self.docker.subnet_pool.is_empty() {
             match self.docker.subnet_pool.parse::<ipnet::Ipv4Net>() {

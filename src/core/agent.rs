@@ -29,7 +29,12 @@ pub struct Agent {
     started: Instant,
     /// How many operations run on their own tasks; shutdown waits for none.
     operations: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Certificates (see `agent_tls`); set once at start-up.
+    tls: std::sync::OnceLock<Arc<super::stage::tls::TlsManager>>,
 }
+
+#[path = "agent_tls.rs"]
+mod agent_tls;
 
 /// Counts one operation while it runs, however its task ends.
 struct Running(Arc<tokio::sync::watch::Sender<usize>>);
@@ -51,6 +56,9 @@ pub struct AgentInfo {
     pub subscriptions: usize,
     /// Stage counts by state.
     pub stages: BTreeMap<String, usize>,
+    /// What needs a person: certificates that expire within 14 days while renewals fail.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -83,6 +91,7 @@ impl Agent {
             deps,
             started: Instant::now(),
             operations: Arc::new(tokio::sync::watch::channel(0).0),
+            tls: std::sync::OnceLock::new(),
         })
     }
 
@@ -166,6 +175,7 @@ impl Agent {
             uptime_s: self.started.elapsed().as_secs(),
             subscriptions: self.subscriptions.count(),
             stages: self.stages.counts(),
+            warnings: self.tls_warnings(),
         }
     }
 
@@ -278,6 +288,7 @@ impl Agent {
         let mut view = self.stages.view(&self.config(), stage).await;
         view.over_limit = over_limit;
         view.code_server = self.code_view(stage, false).ok();
+        view.tls = Some(self.tls_view(&stage.domain));
         view
     }
 
@@ -523,17 +534,15 @@ impl Agent {
     /// The code server of `stage` as the API shows it; the password only when asked.
     fn code_view(&self, stage: &Stage, with_password: bool) -> Result<CodeServerView> {
         let config = self.config();
-        let https = config.nginx.enabled && !config.nginx.tls_certificate.is_empty();
         let cs = stage.code_server.as_ref().ok_or_else(|| Error::NotFound {
             what: "code server of stage",
             id: stage.reference(),
         })?;
-        Ok(CodeServerView::new(
-            stage.reference(),
-            cs,
-            https,
-            with_password,
-        ))
+        let tls = self.tls_view(&cs.domain);
+        let https = config.nginx.enabled && agent_tls::serves_https(&tls);
+        let mut view = CodeServerView::new(stage.reference(), cs, https, with_password);
+        view.tls = Some(tls);
+        Ok(view)
     }
 
     pub async fn create_code_server(
