@@ -95,10 +95,20 @@ fn hammer(env: &AcmeEnv, host: &str) -> Hammer {
             if s.load(Ordering::SeqCst) {
                 break;
             }
-            let r = curl(&["--resolve", &resolve, "--cacert", &ca, &url]);
+            let out = std::process::Command::new("curl")
+                .args(["-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+                .args(["--resolve", &resolve, "--cacert", &ca, &url])
+                .output()
+                .unwrap();
             m.fetch_add(1, Ordering::SeqCst);
-            if r.0 != 200 {
-                failed.push(r);
+            let code: u16 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            if code != 200 {
+                let at = time::OffsetDateTime::now_utc();
+                let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                failed.push((code, format!("{at}: {why}")));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -286,9 +296,10 @@ async fn renewals_forced_and_by_time_replace_the_certificate_without_a_failed_re
     assert!(made > 10, "only {made} requests");
     assert!(
         failed.is_empty(),
-        "{} of {made} failed: {:?}",
+        "{} of {made} failed: {:?}\n{}",
         failed.len(),
-        &failed[..1]
+        &failed[..failed.len().min(3)],
+        env.daemon.log()
     );
     assert_eq!(https(&env, QA).0, 200);
 
@@ -310,9 +321,10 @@ async fn renewals_forced_and_by_time_replace_the_certificate_without_a_failed_re
     let (made, failed) = load.finish();
     assert!(
         failed.is_empty(),
-        "{} of {made} failed: {:?}",
+        "{} of {made} failed: {:?}\n{}",
         failed.len(),
-        &failed[..1]
+        &failed[..failed.len().min(3)],
+        env.daemon.log()
     );
     let s = call(&env, "stage.get", json!({"stage": "acme/qa"})).await;
     assert_eq!(s["tls"]["state"], "issued");

@@ -210,6 +210,10 @@ impl Stages {
         let stage = self.find(&uuid.to_string()).ok();
         match result {
             Ok(cert) => {
+                // nginx first, then the record: `issued` means nginx serves it.
+                if let Err(e) = self.reapply_site(uuid).await {
+                    tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; its next change uses it");
+                }
                 let r = tls.update(&domain, |r| r.issued(&cert, now));
                 tracing::info!(%domain, not_after = ?r.not_after.as_ref().map(rfc3339), "certificate issued");
                 if let Some(s) = &stage {
@@ -219,9 +223,6 @@ impl Stages {
                         "issued",
                         format!("certificate for {domain} issued"),
                     ));
-                }
-                if let Err(e) = self.reapply_site(uuid).await {
-                    tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; its next change uses it");
                 }
             }
             Err(e) => {
