@@ -228,6 +228,22 @@ async fn a_stage_gets_a_certificate_and_one_refused_domain_backs_off_alone() {
     let again = call(&env, "stage.get", json!({"stage": "acme/bad"})).await;
     assert_eq!(again["tls"]["next_attempt"], bad["tls"]["next_attempt"]);
 
+    // A stopped stage still answers the challenge (its page is a 503 otherwise).
+    call(&env, "stage.stop", json!({"stage": "acme/bad"})).await;
+    let tokens = env
+        .daemon
+        .dir
+        .path()
+        .join("acme-challenge/.well-known/acme-challenge");
+    std::fs::create_dir_all(&tokens).unwrap();
+    std::fs::write(tokens.join("probe-token"), "probe.key-authorization").unwrap();
+    assert_eq!(
+        env.nginx
+            .get(BAD, "/.well-known/acme-challenge/probe-token"),
+        (200, "probe.key-authorization".into())
+    );
+    assert_eq!(env.nginx.get(BAD, "/").0, 503);
+
     // Cancelling releases the certificate: no file is left.
     assert!(env.cert_file(QA).exists());
     call(&env, "stage.terminate", json!({"stage": "acme/qa"})).await;
