@@ -7,5 +7,7 @@ pub mod exit;
 pub mod output;
 mod run;
 mod stage;
+mod stage_text;
+mod tls_text;
 
 pub use run::main;

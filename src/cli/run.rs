@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Tls(super::args::TlsCmd::Renew { stage }) => {
             use crate::api::rpc::TlsApiClient;
             let s = TlsApiClient::renew(&client, stage).await?;
-            render(json, &s, super::stage::tls_text)
+            render(json, &s, super::tls_text::tls_text)
         }
         Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
