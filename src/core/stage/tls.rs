@@ -177,7 +177,8 @@ impl Stages {
         tls: &TlsManager,
         now: Timestamp,
     ) -> Vec<(Domain, Uuid)> {
-        if config.tls.mode(&config.nginx) != TlsMode::Acme {
+        // Without nginx no challenge is served: an order could only fail.
+        if config.tls.mode(&config.nginx) != TlsMode::Acme || !config.nginx.enabled {
             return vec![];
         }
         let wanted = self.tls_wanted();
@@ -283,3 +284,7 @@ impl Stages {
         Ok(stage)
     }
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
