@@ -275,11 +275,7 @@ fn acme_location(out: &mut String, opts: &RenderOptions) {
     if let Some(dir) = &opts.acme_challenge {
         let root = format!("root {};", dir.as_str());
         lines(out, 1, &["location ^~ /.well-known/acme-challenge/ {"]);
-        lines(
-            out,
-            2,
-            &[&root, "default_type text/plain;", "try_files $uri =404;"],
-        );
+        lines(out, 2, &[&root, "default_type text/plain;"]);
         lines(out, 1, &["}"]);
     }
 }
