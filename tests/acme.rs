@@ -9,7 +9,9 @@ mod common;
 use common::acme::{require_pebble, AcmeEnv};
 use common::nginx::curl;
 use common::{require_engine, DAEMON};
+use futures::StreamExt;
 use serde_json::{json, Value};
+use stagelet::api::rpc::EventsApiClient;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,6 +134,8 @@ async fn a_stage_gets_a_certificate_and_one_refused_domain_backs_off_alone() {
         return;
     };
     env.pebble.refuse(BAD);
+    let client = env.daemon.client().await;
+    let mut events = EventsApiClient::watch(&client, None).await.unwrap();
     create(&env, "qa", QA).await;
     create(&env, "bad", BAD).await;
 
@@ -222,6 +226,25 @@ async fn a_stage_gets_a_certificate_and_one_refused_domain_backs_off_alone() {
     assert!(
         text.contains("TLS") && text.contains("issued") && text.contains("failed"),
         "{text}"
+    );
+    // Events say the same: issued for one, failed with the reason for the other.
+    let (mut issued, mut failed) = (false, None);
+    while !(issued && failed.is_some()) {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("the tls events come")
+            .unwrap()
+            .unwrap();
+        match (e.operation.as_str(), e.step.as_str(), e.stage.as_str()) {
+            ("tls", "issued", "acme/qa") => issued = true,
+            ("tls", "failed", "acme/bad") => failed = Some(e.message),
+            _ => {}
+        }
+    }
+    let failed = failed.unwrap();
+    assert!(
+        failed.contains(why) && failed.contains("next attempt"),
+        "{failed}"
     );
     // No tight loop: the refused domain was tried once in this minute.
     tokio::time::sleep(Duration::from_secs(5)).await;
