@@ -9,7 +9,6 @@ mod common;
 use common::acme::{require_pebble, AcmeEnv};
 use common::nginx::curl;
 use common::{require_engine, DAEMON};
-use futures::StreamExt;
 use serde_json::{json, Value};
 use stagelet::api::rpc::EventsApiClient;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
