@@ -213,7 +213,7 @@ pub trait CertAuthority: Send + Sync {
     /// Orders a certificate for `domain` and puts it (with its key) in place for nginx.
     async fn issue(
         &self,
-        tls: &crate::config::tls::Tls,
+        tls: &crate::core::settings::Tls,
         domain: &Domain,
     ) -> Result<Issued, IssueError>;
     /// Every record stored.

@@ -3,13 +3,12 @@
 //! putting the stage's site again once its certificate is in place, and releasing the
 //! certificates of domains no live stage holds.
 
-use super::create::site;
+use super::common::site;
 use super::events::Event;
 use super::model::{Stage, StageState};
 use super::Stages;
-use crate::config::tls::TlsMode;
-use crate::config::Config;
 use crate::core::names::Domain;
+use crate::core::settings::{Settings, TlsMode};
 use crate::core::time::{rfc3339, Timestamp};
 use crate::core::tls::{CertAuthority, TlsRecord, TlsState, TlsView};
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,8 +51,8 @@ impl TlsManager {
     }
 
     /// The `tls` of one domain as the API shows it.
-    pub fn view(&self, config: &Config, domain: &Domain) -> TlsView {
-        let mode = config.tls.mode(&config.nginx);
+    pub fn view(&self, config: &Settings, domain: &Domain) -> TlsView {
+        let mode = config.tls.mode;
         match mode {
             TlsMode::Off => TlsView::none(mode.as_str()),
             TlsMode::Files => self.files_view(config, domain),
@@ -67,19 +66,13 @@ impl TlsManager {
         }
     }
 
-    fn files_view(&self, config: &Config, domain: &Domain) -> TlsView {
+    fn files_view(&self, config: &Settings, domain: &Domain) -> TlsView {
         let mut v = TlsView::none("files");
-        let path = match config
+        let path = config
             .nginx
-            .tls_path(&config.nginx.tls_certificate, domain.as_str())
-        {
-            Ok(p) => p,
-            Err(e) => {
-                (v.state, v.last_error) = (TlsState::Failed, Some(e));
-                return v;
-            }
-        };
-        match self.ca.inspect(Path::new(path.as_str())) {
+            .tls_certificate
+            .replace("{domain}", domain.as_str());
+        match self.ca.inspect(Path::new(&path)) {
             Ok((end, issuer)) => {
                 (v.state, v.not_after, v.issuer) =
                     (TlsState::Issued, Some(rfc3339(&end)), Some(issuer))
@@ -173,12 +166,12 @@ impl Stages {
     /// order is due now (the caller runs each with [`Stages::tls_order`]).
     pub fn tls_due(
         &self,
-        config: &Config,
+        config: &Settings,
         tls: &TlsManager,
         now: Timestamp,
     ) -> Vec<(Domain, Uuid)> {
         // Without nginx no challenge is served: an order could only fail.
-        if config.tls.mode(&config.nginx) != TlsMode::Acme || !config.nginx.enabled {
+        if config.tls.mode != TlsMode::Acme || !config.nginx.enabled {
             return vec![];
         }
         let wanted = self.tls_wanted();
@@ -198,7 +191,7 @@ impl Stages {
     /// TLS), on failure records why and when it is tried again.
     pub async fn tls_order(
         &self,
-        config: &Config,
+        config: &Settings,
         tls: &TlsManager,
         domain: Domain,
         uuid: Uuid,
@@ -207,7 +200,7 @@ impl Stages {
         let Some(_busy) = tls.start(&domain, now) else {
             return;
         };
-        let result = tls.ca.issue(&config.tls, &domain).await;
+        let result = tls.ca.issue(&config.tls.acme, &domain).await;
         let stage = self.find(&uuid.to_string()).ok();
         match result {
             Ok(cert) => {
@@ -253,14 +246,17 @@ impl Stages {
         }
         self.deps
             .proxy
-            .apply(site(&stage, super::code_ops::site_state(stage.state)))
+            .apply(site(
+                &stage,
+                super::code_server::ops::site_state(stage.state),
+            ))
             .await
     }
 
     /// The stage a `tls.renew` names: forces its domains' renewal.
     pub fn tls_force(
         &self,
-        config: &Config,
+        config: &Settings,
         tls: &TlsManager,
         reference: &str,
     ) -> crate::core::Result<Stage> {
@@ -271,10 +267,10 @@ impl Stages {
                 format!("{reference} is cancelled"),
             ));
         }
-        if config.tls.mode(&config.nginx) != TlsMode::Acme {
+        if config.tls.mode != TlsMode::Acme {
             return Err(crate::core::Error::Tls(format!(
                 "tls.mode is {}: only ACME certificates are renewed by the agent",
-                config.tls.mode(&config.nginx).as_str()
+                config.tls.mode.as_str()
             )));
         }
         tls.force(&stage.domain);

@@ -2,8 +2,8 @@
 //! domain no live stage holds is released.
 
 use super::*;
-use crate::config::tls::Tls;
 use crate::core::fakes;
+use crate::core::settings::Tls;
 use crate::core::tls::{IssueError, Issued};
 use std::sync::Mutex as StdMutex;
 use time::Duration;
@@ -51,9 +51,9 @@ impl CertAuthority for FakeCa {
     }
 }
 
-fn acme_config() -> Config {
-    let mut c = Config::default();
-    c.tls.mode = Some(TlsMode::Acme);
+fn acme_config() -> Settings {
+    let mut c = Settings::default();
+    c.tls.mode = TlsMode::Acme;
     c
 }
 
@@ -112,7 +112,7 @@ async fn a_refused_domain_backs_off_alone_and_a_released_one_leaves_nothing() {
     stages.tls_force(&config, &tls, "acme/good").unwrap();
     assert_eq!(stages.tls_due(&config, &tls, now).len(), 1);
     // Other modes order nothing and refuse a renewal with `tls`.
-    let off = Config::default();
+    let off = Settings::default();
     assert!(stages.tls_due(&off, &tls, later).is_empty());
     let e = stages.tls_force(&off, &tls, "acme/good").unwrap_err();
     assert_eq!(e.kind(), crate::core::ErrorKind::Tls);

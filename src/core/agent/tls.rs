@@ -35,7 +35,7 @@ impl Agent {
         let config = self.config();
         match self.tls.get() {
             Some(t) => t.view(&config, domain),
-            None => TlsView::none(config.tls.mode(&config.nginx).as_str()),
+            None => TlsView::none(config.tls.mode.as_str()),
         }
     }
 

@@ -1,0 +1,105 @@
+//! The core's view of the configuration: only what the operations read, built from the
+//! `Config` at start-up and again on each reload. The one place in `core` that names
+//! `crate::config`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+pub use crate::config::profile::{Component, Profile};
+pub use crate::config::tls::{Tls, TlsMode};
+pub use crate::config::types::{Dur, PortRange, SignalName};
+use crate::config::Config;
+pub use crate::config::{Backups, Git, Lifecycle, Ports, Retention, Usage};
+
+/// What the core needs of `docker`: how it names and labels what it makes, and where stage
+/// networks take their subnets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerSettings {
+    pub label_prefix: String,
+    pub name_prefix: String,
+    subnets: Option<(ipnet::Ipv4Net, u8)>,
+}
+
+impl DockerSettings {
+    /// The pool and the size of each subnet, when the agent picks subnets.
+    pub fn subnets(&self) -> Option<(ipnet::Ipv4Net, u8)> {
+        self.subnets
+    }
+}
+
+/// What the core needs of `nginx`: whether sites are served with TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NginxSettings {
+    pub enabled: bool,
+    pub tls_certificate: String,
+}
+
+/// What the core needs of `[tls]`: the mode in force and the ACME server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    /// `tls.mode`, or what it defaults to from `nginx.tls_certificate`.
+    pub mode: TlsMode,
+    pub acme: Tls,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `agent.default_profile`.
+    pub default_profile: String,
+    pub profiles: BTreeMap<String, Profile>,
+    pub docker: DockerSettings,
+    pub ports: Ports,
+    pub nginx: NginxSettings,
+    pub lifecycle: Lifecycle,
+    pub usage: Usage,
+    pub git: Git,
+    pub backups: Backups,
+    pub tls: TlsSettings,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        Settings {
+            default_profile: c.agent.default_profile.clone(),
+            profiles: c.profiles.clone(),
+            docker: DockerSettings {
+                label_prefix: c.docker.label_prefix.clone(),
+                name_prefix: c.docker.name_prefix.clone(),
+                subnets: c.docker.subnets(),
+            },
+            ports: c.ports.clone(),
+            nginx: NginxSettings {
+                enabled: c.nginx.enabled,
+                tls_certificate: c.nginx.tls_certificate.clone(),
+            },
+            lifecycle: c.lifecycle.clone(),
+            usage: c.usage.clone(),
+            git: c.git.clone(),
+            backups: c.backups.clone(),
+            tls: TlsSettings {
+                mode: c.tls.mode(&c.nginx),
+                acme: c.tls.clone(),
+            },
+        }
+    }
+}
+
+/// The defaults of the configuration file.
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_config(&Config::default())
+    }
+}
+
+/// The settings in force, swapped whole on reload.
+pub type SharedSettings = Arc<RwLock<Arc<Settings>>>;
+
+pub fn shared(settings: Settings) -> SharedSettings {
+    Arc::new(RwLock::new(Arc::new(settings)))
+}
+
+/// The built-in `odoo` profile, for tests.
+#[cfg(test)]
+pub fn odoo_profile() -> Profile {
+    crate::config::profile::odoo()
+}
