@@ -217,12 +217,12 @@ pub trait CertAuthority: Send + Sync {
         domain: &Domain,
     ) -> Result<Issued, IssueError>;
     /// Every record stored.
-    fn load(&self) -> Vec<TlsRecord>;
-    fn save(&self, record: &TlsRecord) -> std::io::Result<()>;
+    async fn load(&self) -> Vec<TlsRecord>;
+    async fn save(&self, record: TlsRecord) -> std::io::Result<()>;
     /// Removes a domain's certificate, key and record.
-    fn release(&self, domain: &Domain) -> std::io::Result<()>;
+    async fn release(&self, domain: Domain) -> std::io::Result<()>;
     /// The end and issuer of a certificate file (for `files` mode).
-    fn inspect(&self, path: &std::path::Path) -> Result<(Timestamp, String), String>;
+    async fn inspect(&self, path: std::path::PathBuf) -> Result<(Timestamp, String), String>;
 }
 
 #[cfg(test)]

@@ -156,9 +156,9 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     };
     // Certificates: an unusable store only costs ACME, never the agent.
     match crate::runtime::acme::AcmeAuthority::open(&config.agent.state_dir) {
-        Ok(ca) => agent.attach_tls(Arc::new(crate::core::stage::tls::TlsManager::new(
-            Arc::new(ca),
-        ))),
+        Ok(ca) => agent.attach_tls(Arc::new(
+            crate::core::stage::tls::TlsManager::open(Arc::new(ca)).await,
+        )),
         Err(e) => {
             tracing::error!(error = %e, "cannot open the TLS store; no certificate is ordered")
         }

@@ -49,7 +49,10 @@ impl Agent {
         let tls = self.tls.get().ok_or_else(|| {
             crate::core::Error::Tls("the agent runs without a certificate manager".into())
         })?;
-        let stage = self.stages.tls_force(&self.config(), tls, reference)?;
+        let stage = self
+            .stages
+            .tls_force(&self.config(), tls, reference)
+            .await?;
         Ok(self.view(&stage).await)
     }
 
@@ -66,7 +69,7 @@ impl Agent {
             tick.tick().await;
             let config = self.config();
             let now = super::super::stage::scheduler::now();
-            for (domain, uuid) in self.stages.tls_due(&config, &tls, now) {
+            for (domain, uuid) in self.stages.tls_due(&config, &tls, now).await {
                 let (agent, config, tls) = (self.clone(), config.clone(), tls.clone());
                 drop(self.spawn(async move {
                     agent

@@ -12,7 +12,6 @@ use crate::core::settings::{Settings, TlsMode};
 use crate::core::time::{rfc3339, Timestamp};
 use crate::core::tls::{CertAuthority, TlsRecord, TlsState, TlsView};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -21,7 +20,12 @@ pub struct TlsManager {
     records: Mutex<BTreeMap<Domain, TlsRecord>>,
     /// Domains with an order under way; a tick never starts a second one.
     busy: Mutex<BTreeSet<Domain>>,
+    /// `files` mode: what each domain's certificate file said when last read.
+    files: Mutex<BTreeMap<Domain, (TlsView, Timestamp)>>,
 }
+
+/// How often `files` mode reads the certificate files again.
+const FILES_EVERY: time::Duration = time::Duration::minutes(1);
 
 /// Takes a domain off the busy set however its order ends.
 pub struct BusyGuard<'a>(&'a TlsManager, Domain);
@@ -37,9 +41,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl TlsManager {
-    pub fn new(ca: Arc<dyn CertAuthority>) -> TlsManager {
+    pub async fn open(ca: Arc<dyn CertAuthority>) -> TlsManager {
         let records = ca
             .load()
+            .await
             .into_iter()
             .map(|r| (r.domain.clone(), r))
             .collect();
@@ -47,6 +52,7 @@ impl TlsManager {
             ca,
             records: Mutex::new(records),
             busy: Mutex::new(BTreeSet::new()),
+            files: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -55,7 +61,10 @@ impl TlsManager {
         let mode = config.tls.mode;
         match mode {
             TlsMode::Off => TlsView::none(mode.as_str()),
-            TlsMode::Files => self.files_view(config, domain),
+            TlsMode::Files => lock(&self.files)
+                .get(domain)
+                .map(|(v, _)| v.clone())
+                .unwrap_or_else(|| TlsView::none(mode.as_str())),
             TlsMode::Acme => match lock(&self.records).get(domain) {
                 Some(r) => r.view(),
                 None => TlsView {
@@ -66,32 +75,31 @@ impl TlsManager {
         }
     }
 
-    fn files_view(&self, config: &Settings, domain: &Domain) -> TlsView {
-        let mut v = TlsView::none("files");
-        let path = config
-            .nginx
-            .tls_certificate
-            .replace("{domain}", domain.as_str());
-        match self.ca.inspect(Path::new(&path)) {
-            Ok((end, issuer)) => {
-                (v.state, v.not_after, v.issuer) =
-                    (TlsState::Issued, Some(rfc3339(&end)), Some(issuer))
+    /// `files` mode: reads the certificate of each domain (at most once a minute).
+    async fn check_files(&self, config: &Settings, domains: Vec<Domain>, now: Timestamp) {
+        for d in domains {
+            if lock(&self.files)
+                .get(&d)
+                .is_some_and(|(_, next)| *next > now)
+            {
+                continue;
             }
-            Err(e) => (v.state, v.last_error) = (TlsState::Failed, Some(e)),
+            let path = config.nginx.tls_certificate.replace("{domain}", d.as_str());
+            let mut v = TlsView::none("files");
+            match self.ca.inspect(path.into()).await {
+                Ok((end, issuer)) => {
+                    (v.state, v.not_after, v.issuer) =
+                        (TlsState::Issued, Some(rfc3339(&end)), Some(issuer))
+                }
+                Err(e) => (v.state, v.last_error) = (TlsState::Failed, Some(e)),
+            }
+            lock(&self.files).insert(d, (v, now + FILES_EVERY));
         }
-        v
     }
 
     /// Asks for a renewal at the next tick (a rate limit still holds it back).
-    pub fn force(&self, domain: &Domain) {
-        let mut records = lock(&self.records);
-        let r = records
-            .entry(domain.clone())
-            .or_insert_with(|| TlsRecord::new(domain.clone()));
-        r.forced = true;
-        if let Err(e) = self.ca.save(r) {
-            tracing::warn!(%domain, error = %e, "cannot save the TLS record");
-        }
+    pub async fn force(&self, domain: &Domain) {
+        self.update(domain, |r| r.forced = true).await;
     }
 
     /// Domains whose certificate ends within 14 days while their renewals fail.
@@ -116,27 +124,31 @@ impl TlsManager {
         (due && lock(&self.busy).insert(domain.clone())).then(|| BusyGuard(self, domain.clone()))
     }
 
-    fn update(&self, domain: &Domain, f: impl FnOnce(&mut TlsRecord)) -> TlsRecord {
-        let mut records = lock(&self.records);
-        let r = records
-            .entry(domain.clone())
-            .or_insert_with(|| TlsRecord::new(domain.clone()));
-        f(r);
-        if let Err(e) = self.ca.save(r) {
+    /// Changes a domain's record in memory, then stores it (off the lock).
+    async fn update(&self, domain: &Domain, f: impl FnOnce(&mut TlsRecord)) -> TlsRecord {
+        let r = {
+            let mut records = lock(&self.records);
+            let r = records
+                .entry(domain.clone())
+                .or_insert_with(|| TlsRecord::new(domain.clone()));
+            f(r);
+            r.clone()
+        };
+        if let Err(e) = self.ca.save(r.clone()).await {
             tracing::warn!(%domain, error = %e, "cannot save the TLS record");
         }
-        r.clone()
+        r
     }
 
     /// Releases every certificate whose domain is not in `wanted` and has no order running.
-    fn release_others(&self, wanted: &BTreeSet<Domain>) {
+    async fn release_others(&self, wanted: &BTreeSet<Domain>) {
         let stale: Vec<Domain> = lock(&self.records)
             .keys()
             .filter(|d| !wanted.contains(*d) && !lock(&self.busy).contains(*d))
             .cloned()
             .collect();
         for d in stale {
-            match self.ca.release(&d) {
+            match self.ca.release(d.clone()).await {
                 Ok(()) => {
                     lock(&self.records).remove(&d);
                     tracing::info!(domain = %d, "certificate released: no live stage holds its domain");
@@ -164,18 +176,23 @@ impl Stages {
 
     /// One round in ACME mode: releases what no stage holds, and returns the domains whose
     /// order is due now (the caller runs each with [`Stages::tls_order`]).
-    pub fn tls_due(
+    pub async fn tls_due(
         &self,
         config: &Settings,
         tls: &TlsManager,
         now: Timestamp,
     ) -> Vec<(Domain, Uuid)> {
+        let wanted = self.tls_wanted();
+        if config.tls.mode == TlsMode::Files {
+            let domains = wanted.iter().map(|(d, _, _)| d.clone()).collect();
+            tls.check_files(config, domains, now).await;
+        }
         // Without nginx no challenge is served: an order could only fail.
         if config.tls.mode != TlsMode::Acme || !config.nginx.enabled {
             return vec![];
         }
-        let wanted = self.tls_wanted();
-        tls.release_others(&wanted.iter().map(|(d, _, _)| d.clone()).collect());
+        tls.release_others(&wanted.iter().map(|(d, _, _)| d.clone()).collect())
+            .await;
         wanted
             .into_iter()
             .filter(|(d, _, served)| {
@@ -208,7 +225,7 @@ impl Stages {
                 if let Err(e) = self.reapply_site(uuid).await {
                     tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; its next change uses it");
                 }
-                let r = tls.update(&domain, |r| r.issued(&cert, now));
+                let r = tls.update(&domain, |r| r.issued(&cert, now)).await;
                 tracing::info!(%domain, not_after = ?r.not_after.as_ref().map(rfc3339), "certificate issued");
                 if let Some(s) = &stage {
                     self.events.send(Event::new(
@@ -220,7 +237,7 @@ impl Stages {
                 }
             }
             Err(e) => {
-                let r = tls.update(&domain, |r| r.failed(&e, now));
+                let r = tls.update(&domain, |r| r.failed(&e, now)).await;
                 let next = r
                     .next_attempt
                     .max(r.rate_limited_until)
@@ -254,7 +271,7 @@ impl Stages {
     }
 
     /// The stage a `tls.renew` names: forces its domains' renewal.
-    pub fn tls_force(
+    pub async fn tls_force(
         &self,
         config: &Settings,
         tls: &TlsManager,
@@ -273,9 +290,9 @@ impl Stages {
                 config.tls.mode.as_str()
             )));
         }
-        tls.force(&stage.domain);
+        tls.force(&stage.domain).await;
         if let Some(cs) = &stage.code_server {
-            tls.force(&cs.domain);
+            tls.force(&cs.domain).await;
         }
         Ok(stage)
     }

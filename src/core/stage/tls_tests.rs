@@ -31,22 +31,19 @@ impl CertAuthority for FakeCa {
             ari: None,
         })
     }
-    fn load(&self) -> Vec<TlsRecord> {
+    async fn load(&self) -> Vec<TlsRecord> {
         self.saved.lock().unwrap().values().cloned().collect()
     }
-    fn save(&self, r: &TlsRecord) -> std::io::Result<()> {
-        self.saved
-            .lock()
-            .unwrap()
-            .insert(r.domain.clone(), r.clone());
+    async fn save(&self, r: TlsRecord) -> std::io::Result<()> {
+        self.saved.lock().unwrap().insert(r.domain.clone(), r);
         Ok(())
     }
-    fn release(&self, d: &Domain) -> std::io::Result<()> {
-        self.saved.lock().unwrap().remove(d);
-        self.released.lock().unwrap().push(d.clone());
+    async fn release(&self, d: Domain) -> std::io::Result<()> {
+        self.saved.lock().unwrap().remove(&d);
+        self.released.lock().unwrap().push(d);
         Ok(())
     }
-    fn inspect(&self, _: &Path) -> Result<(Timestamp, String), String> {
+    async fn inspect(&self, _: std::path::PathBuf) -> Result<(Timestamp, String), String> {
         Err("no file".into())
     }
 }
@@ -71,12 +68,12 @@ async fn a_refused_domain_backs_off_alone_and_a_released_one_leaves_nothing() {
     .unwrap();
     let ca = Arc::new(FakeCa::default());
     let stale = Domain::parse("gone.acme.example.com").unwrap();
-    ca.save(&TlsRecord::new(stale.clone())).unwrap();
-    let tls = TlsManager::new(ca.clone());
+    ca.save(TlsRecord::new(stale.clone())).await.unwrap();
+    let tls = TlsManager::open(ca.clone()).await;
     let now = crate::core::time::now();
 
     // A stage still being built is not ordered (nginx does not serve it yet).
-    let mut due = stages.tls_due(&config, &tls, now);
+    let mut due = stages.tls_due(&config, &tls, now).await;
     due.sort();
     let mut want = vec![
         (good.domain.clone(), good.uuid),
@@ -100,21 +97,19 @@ async fn a_refused_domain_backs_off_alone_and_a_released_one_leaves_nothing() {
     assert_eq!(tls.view(&config, &building.domain).state, TlsState::Pending);
 
     // Nothing is due again before the back-off, then only the refused domain.
-    assert!(stages
-        .tls_due(&config, &tls, now + Duration::seconds(59))
-        .is_empty());
+    let early = now + Duration::seconds(59);
+    assert!(stages.tls_due(&config, &tls, early).await.is_empty());
     let later = now + Duration::seconds(61);
-    assert_eq!(
-        stages.tls_due(&config, &tls, later),
-        vec![(bad.domain.clone(), bad.uuid)]
-    );
+    let due = stages.tls_due(&config, &tls, later).await;
+    assert_eq!(due, vec![(bad.domain.clone(), bad.uuid)]);
     // A forced renewal of the good stage makes it due at once.
-    stages.tls_force(&config, &tls, "acme/good").unwrap();
-    assert_eq!(stages.tls_due(&config, &tls, now).len(), 1);
+    let forced = stages.tls_force(&config, &tls, "acme/good").await;
+    assert!(forced.is_ok());
+    assert_eq!(stages.tls_due(&config, &tls, now).await.len(), 1);
     // Other modes order nothing and refuse a renewal with `tls`.
     let off = Settings::default();
-    assert!(stages.tls_due(&off, &tls, later).is_empty());
-    let e = stages.tls_force(&off, &tls, "acme/good").unwrap_err();
+    assert!(stages.tls_due(&off, &tls, later).await.is_empty());
+    let e = stages.tls_force(&off, &tls, "acme/good").await.unwrap_err();
     assert_eq!(e.kind(), crate::core::ErrorKind::Tls);
     assert_eq!(tls.view(&off, &good.domain).state, TlsState::None);
 }

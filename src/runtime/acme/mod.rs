@@ -27,7 +27,7 @@ struct StoredAccount {
 }
 
 pub struct AcmeAuthority {
-    store: Store,
+    store: std::sync::Arc<Store>,
     /// Serialises account creation, so the account is made once.
     account: tokio::sync::Mutex<()>,
 }
@@ -35,7 +35,7 @@ pub struct AcmeAuthority {
 impl AcmeAuthority {
     pub fn open(state_dir: &Path) -> std::io::Result<AcmeAuthority> {
         Ok(AcmeAuthority {
-            store: Store::open(Tls::store_dir(state_dir))?,
+            store: std::sync::Arc::new(Store::open(Tls::store_dir(state_dir))?),
             account: tokio::sync::Mutex::new(()),
         })
     }
@@ -50,7 +50,8 @@ impl AcmeAuthority {
     async fn account(&self, tls: &Tls, http: &AcmeHttp) -> Result<Account, String> {
         let _one = self.account.lock().await;
         let path = self.store.account();
-        if let Ok(bytes) = std::fs::read(&path) {
+        let read = path.clone();
+        if let Ok(bytes) = off_thread(move || std::fs::read(read)).await {
             match serde_json::from_slice::<StoredAccount>(&bytes) {
                 Ok(a) if a.directory == tls.acme_directory => {
                     return Account::builder_with_http(Box::new(http.clone()))
@@ -84,8 +85,9 @@ impl AcmeAuthority {
             credentials,
         };
         let bytes = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
-        self.store
-            .write(&path, &bytes)
+        let store = self.store.clone();
+        off_thread(move || store.write(&path, &bytes))
+            .await
             .map_err(|e| format!("cannot store the ACME account: {e}"))?;
         tracing::info!(directory = %tls.acme_directory, "ACME account made");
         Ok(account)
@@ -113,12 +115,14 @@ impl AcmeAuthority {
                     .ok_or(instant_acme::Error::Str(
                         "the server offers no http-01 challenge",
                     ))?;
-            let path = store::put_token(
-                Path::new(tls.challenge_dir.as_str()),
-                &challenge.token,
-                challenge.key_authorization().as_str(),
-            )
-            .map_err(|e| other(format!("cannot write the challenge token: {e}")))?;
+            let (root, token) = (
+                PathBuf::from(tls.challenge_dir.as_str()),
+                challenge.token.clone(),
+            );
+            let key_auth = challenge.key_authorization().as_str().to_string();
+            let path = off_thread(move || store::put_token(&root, &token, &key_auth))
+                .await
+                .map_err(|e| other(format!("cannot write the challenge token: {e}")))?;
             tokens.0.push(path);
             challenge.set_ready().await?;
         }
@@ -132,8 +136,9 @@ impl AcmeAuthority {
         drop(tokens);
         let leaf = store::leaf(chain_pem.as_bytes()).map_err(other)?;
         let file = format!("{chain_pem}\n{key_pem}");
-        self.store
-            .write(&self.store.cert(domain), file.as_bytes())
+        let (store, cert) = (self.store.clone(), self.store.cert(domain));
+        off_thread(move || store.write(&cert, file.as_bytes()))
+            .await
             .map_err(|e| other(format!("cannot store the certificate: {e}")))?;
         let ari = ari_window(&account, &leaf.der).await;
         Ok(Issued {
@@ -149,13 +154,27 @@ fn other(msg: impl Into<String>) -> instant_acme::Error {
     instant_acme::Error::Other(msg.into().into())
 }
 
-/// Removes the published tokens however the order ends.
+/// Runs file work on tokio's blocking pool, never on an async worker.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// Removes the published tokens however the order ends (on the blocking pool).
 struct Tokens(Vec<PathBuf>);
 
 impl Drop for Tokens {
     fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
+        let paths = std::mem::take(&mut self.0);
+        if !paths.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                for p in paths {
+                    let _ = std::fs::remove_file(p);
+                }
+            });
         }
     }
 }
@@ -221,9 +240,12 @@ impl CertAuthority for AcmeAuthority {
         }
     }
 
-    fn load(&self) -> Vec<TlsRecord> {
-        self.store
-            .records()
+    async fn load(&self) -> Vec<TlsRecord> {
+        let store = self.store.clone();
+        let files = off_thread(move || Ok(store.records()))
+            .await
+            .unwrap_or_default();
+        files
             .into_iter()
             .filter_map(|(path, bytes)| match serde_json::from_slice(&bytes) {
                 Ok(r) => Some(r),
@@ -235,18 +257,22 @@ impl CertAuthority for AcmeAuthority {
             .collect()
     }
 
-    fn save(&self, record: &TlsRecord) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-        self.store.write(&self.store.record(&record.domain), &bytes)
+    async fn save(&self, record: TlsRecord) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+        let (store, path) = (self.store.clone(), self.store.record(&record.domain));
+        off_thread(move || store.write(&path, &bytes)).await
     }
 
-    fn release(&self, domain: &Domain) -> std::io::Result<()> {
-        self.store.release(domain)
+    async fn release(&self, domain: Domain) -> std::io::Result<()> {
+        let store = self.store.clone();
+        off_thread(move || store.release(&domain)).await
     }
 
-    fn inspect(&self, path: &Path) -> Result<(Timestamp, String), String> {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    async fn inspect(&self, path: PathBuf) -> Result<(Timestamp, String), String> {
+        let read = path.clone();
+        let bytes = off_thread(move || std::fs::read(read))
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let leaf = store::leaf(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok((leaf.not_after, leaf.issuer))
     }
