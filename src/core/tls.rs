@@ -1,6 +1,6 @@
 //! Certificates of the stage and code-server domains: each domain's TLS record, the pure
-//! decisions on it (when to issue or renew, how long to back off) and the interface of the
-//! certificate authority the runtime implements with ACME.
+//! decisions on it (when to issue or renew, how long to back off). The certificate authority
+//! it is ordered from is `interfaces::CertAuthority`.
 
 use super::names::Domain;
 use super::time::{rfc3339, Timestamp};
@@ -205,24 +205,6 @@ pub enum IssueError {
     },
     #[error("{0}")]
     Failed(String),
-}
-
-/// The certificate authority and the agent's store of certificates: ACME in the runtime.
-#[async_trait::async_trait]
-pub trait CertAuthority: Send + Sync {
-    /// Orders a certificate for `domain` and puts it (with its key) in place for nginx.
-    async fn issue(
-        &self,
-        tls: &crate::core::settings::Tls,
-        domain: &Domain,
-    ) -> Result<Issued, IssueError>;
-    /// Every record stored.
-    async fn load(&self) -> Vec<TlsRecord>;
-    async fn save(&self, record: TlsRecord) -> std::io::Result<()>;
-    /// Removes a domain's certificate, key and record.
-    async fn release(&self, domain: Domain) -> std::io::Result<()>;
-    /// The end and issuer of a certificate file (for `files` mode).
-    async fn inspect(&self, path: std::path::PathBuf) -> Result<(Timestamp, String), String>;
 }
 
 #[cfg(test)]

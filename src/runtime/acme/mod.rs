@@ -6,9 +6,10 @@ pub mod client;
 pub mod store;
 
 use crate::config::tls::Tls;
+use crate::core::interfaces::CertAuthority;
 use crate::core::names::Domain;
 use crate::core::time::Timestamp;
-use crate::core::tls::{CertAuthority, IssueError, Issued, TlsRecord};
+use crate::core::tls::{IssueError, Issued, TlsRecord};
 use client::AcmeHttp;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
