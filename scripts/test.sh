@@ -22,6 +22,8 @@ command -v rpmlint >/dev/null || missing+=(rpmlint)
 # rpmlint reads packages through the rpm tool, which its Debian package does not pull in.
 command -v rpm >/dev/null || missing+=(rpm)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+# ACME tests (tests/acme.rs): pebble and pebble-challtestsrv, one pair started per test.
+command -v pebble-challtestsrv >/dev/null || missing+=(pebble)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing: ${missing[*]}"
     apt-get update -qq

@@ -19,6 +19,7 @@ pub fn code(kind: ErrorKind) -> i32 {
         ErrorKind::Database => -32012,
         ErrorKind::Git => -32013,
         ErrorKind::Backup => -32017,
+        ErrorKind::Tls => -32015,
         ErrorKind::Internal => -32099,
     }
 }
@@ -45,6 +46,7 @@ pub fn to_object(err: &Error) -> ErrorObjectOwned {
         | Error::Database(_)
         | Error::Git(_)
         | Error::Backup(_)
+        | Error::Tls(_)
         | Error::Internal { .. } => json!({ "kind": kind.as_str() }),
     };
     ErrorObjectOwned::owned(code(kind), err.to_string(), Some(data))

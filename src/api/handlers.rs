@@ -5,7 +5,7 @@
 use super::rpc::LogLines;
 use super::rpc::{
     AgentApiServer, BackupApiServer, CodeServerApiServer, EventsApiServer, HostApiServer,
-    StageApiServer, SubscriptionApiServer,
+    StageApiServer, SubscriptionApiServer, TlsApiServer,
 };
 use crate::core::agent::{Agent, AgentInfo};
 use crate::core::interfaces::HostStats;
@@ -54,8 +54,16 @@ impl Handlers {
             CodeServerApiServer::into_rpc(self.clone()).into(),
         );
         merge(&mut module, BackupApiServer::into_rpc(self.clone()).into());
+        merge(&mut module, TlsApiServer::into_rpc(self.clone()).into());
         merge(&mut module, EventsApiServer::into_rpc(self).into());
         module
+    }
+}
+
+#[async_trait]
+impl TlsApiServer for Handlers {
+    async fn renew(&self, stage: String) -> RpcResult<StageView> {
+        Ok(self.agent.renew_tls(&stage).await?)
     }
 }
 

@@ -237,6 +237,15 @@ pub trait CodeServerApi {
     async fn rotate_password(&self, stage: String) -> RpcResult<CodeServerView>;
 }
 
+#[rpc(server, client, namespace = "tls", namespace_separator = ".")]
+pub trait TlsApi {
+    /// ACME mode: orders the stage's certificates (its domain's and its code server's) again
+    /// at the next round, whatever their back-off; a server's rate limit still holds. Answers
+    /// with the stage; its `tls` shows how the order went.
+    #[method(name = "renew", param_kind = map)]
+    async fn renew(&self, stage: String) -> RpcResult<StageView>;
+}
+
 #[rpc(server, client, namespace = "events", namespace_separator = ".")]
 pub trait EventsApi {
     /// Every step of every operation, or of one stage (`SUBSCRIPTION/NAME` or UUID).
@@ -295,6 +304,7 @@ pub const METHODS: &[(&str, Access)] = {
         ("codeserver.stop", Write),
         ("codeserver.remove", Write),
         ("codeserver.rotate_password", Write),
+        ("tls.renew", Write),
         ("events.subscribe", Write),
         ("events.unsubscribe", Write),
     ]

@@ -36,6 +36,9 @@ pub enum Command {
     /// A stage's browser VS Code: create, start, stop, remove, rotate-password
     #[command(subcommand, name = "codeserver", alias = "code")]
     CodeServer(CodeServerCmd),
+    /// Certificates (ACME mode): renew
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Print the man page (roff), for packaging
     #[command(hide = true)]
     Man,
@@ -43,6 +46,15 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TlsCmd {
+    /// Order the stage's certificates (its domain's and its code server's) again now
+    Renew {
+        /// SUBSCRIPTION/NAME or UUID
+        stage: String,
     },
 }
 

@@ -19,6 +19,7 @@ pub fn status(kind: ErrorKind) -> u8 {
         ErrorKind::Database => 22,
         ErrorKind::Git => 23,
         ErrorKind::Backup => 27,
+        ErrorKind::Tls => 25,
         ErrorKind::Internal => 30,
     }
 }

@@ -8,5 +8,6 @@ pub mod output;
 mod run;
 mod stage;
 mod stage_text;
+mod tls_text;
 
 pub use run::main;

@@ -117,6 +117,11 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Subscription(cmd) => subscription(&client, cmd, json).await,
         Command::Stage(cmd) => super::stage::run(&client, cmd, json).await,
         Command::CodeServer(cmd) => super::codeserver::run(&client, cmd, json).await,
+        Command::Tls(super::args::TlsCmd::Renew { stage }) => {
+            use crate::api::rpc::TlsApiClient;
+            let s = TlsApiClient::renew(&client, stage).await?;
+            render(json, &s, super::tls_text::tls_text)
+        }
         Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
 }
@@ -305,7 +310,11 @@ fn info_text(i: &AgentInfo) -> String {
                 stages.join(", ")
             },
         ),
-    ])
+    ]) + &i
+        .warnings
+        .iter()
+        .map(|w| format!("WARNING: {w}\n"))
+        .collect::<String>()
 }
 
 fn host_text(h: &HostStats) -> String {

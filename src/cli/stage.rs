@@ -58,11 +58,17 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                             s.state.as_str().to_string(),
                             s.domain.clone(),
                             output::opt(&s.http_port),
+                            s.tls
+                                .as_ref()
+                                .map_or("-".into(), super::tls_text::tls_short),
                             age(&s.created_at, now),
                         ]
                     })
                     .collect();
-                output::table(&["STAGE", "TYPE", "STATE", "DOMAIN", "PORT", "AGE"], &rows)
+                output::table(
+                    &["STAGE", "TYPE", "STATE", "DOMAIN", "PORT", "TLS", "AGE"],
+                    &rows,
+                )
             })
         }
         StageCmd::Get { stage } => render(json, &StageApiClient::get(client, stage).await?, one),

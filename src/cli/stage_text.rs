@@ -136,6 +136,10 @@ pub(super) fn stage_text(s: &StageView) -> String {
         ("state", s.state.as_str().to_string()),
         ("domain", s.domain.clone()),
         ("http port", output::opt(&s.http_port)),
+        (
+            "tls",
+            s.tls.as_ref().map_or("-".into(), super::tls_text::tls_line),
+        ),
         ("containers", components.join(", ")),
         ("addons dir", s.addons_dir.clone()),
         (
@@ -161,6 +165,13 @@ pub(super) fn stage_text(s: &StageView) -> String {
                     output::opt(&c.port)
                 )
             }),
+        ),
+        (
+            "code server tls",
+            s.code_server
+                .as_ref()
+                .and_then(|c| c.tls.as_ref())
+                .map_or("-".into(), super::tls_text::tls_line),
         ),
         ("created", s.created_at.clone()),
         ("end date", output::opt(&s.end_date)),

@@ -119,6 +119,12 @@ impl Config {
                 .into_iter()
                 .map(|(k, m)| (key(&["nginx", k]), m)),
         );
+        errs.extend(
+            self.tls
+                .cross_check(&self.nginx)
+                .into_iter()
+                .map(|(k, m)| (key(&["tls", k]), m)),
+        );
         if !self.docker.subnet_pool.is_empty() {
             match self.docker.subnet_pool.parse::<ipnet::Ipv4Net>() {
                 Err(_) => errs.push((

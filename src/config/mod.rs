@@ -7,6 +7,7 @@ mod nginx_paths;
 pub mod profile;
 mod reload;
 mod sections;
+pub mod tls;
 pub mod types;
 
 use profile::Profile;
@@ -46,6 +47,7 @@ pub struct Config {
     pub usage: Usage,
     pub git: Git,
     pub backups: Backups,
+    pub tls: tls::Tls,
     pub profiles: BTreeMap<String, Profile>,
 }
 
@@ -62,6 +64,7 @@ impl Default for Config {
             usage: Usage::default(),
             git: Git::default(),
             backups: Backups::default(),
+            tls: tls::Tls::default(),
             profiles: BTreeMap::from([("odoo".to_string(), profile::odoo())]),
         }
     }

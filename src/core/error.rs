@@ -34,6 +34,9 @@ pub enum Error {
     /// The backup target failed (a full disk, say), or a backup failed to verify.
     #[error("backup: {0}")]
     Backup(String),
+    /// The ACME server or the certificate files failed; the stage keeps serving.
+    #[error("tls: {0}")]
+    Tls(String),
     #[error("{context}: {source}")]
     Internal {
         context: String,
@@ -56,11 +59,12 @@ pub enum ErrorKind {
     Database,
     Git,
     Backup,
+    Tls,
     Internal,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::InvalidParams,
         ErrorKind::NotFound,
         ErrorKind::Conflict,
@@ -72,6 +76,7 @@ impl ErrorKind {
         ErrorKind::Database,
         ErrorKind::Git,
         ErrorKind::Backup,
+        ErrorKind::Tls,
         ErrorKind::Internal,
     ];
 
@@ -89,6 +94,7 @@ impl ErrorKind {
             ErrorKind::Database => "database",
             ErrorKind::Git => "git",
             ErrorKind::Backup => "backup",
+            ErrorKind::Tls => "tls",
             ErrorKind::Internal => "internal",
         }
     }
@@ -118,6 +124,7 @@ impl Error {
             Error::Database(_) => ErrorKind::Database,
             Error::Git(_) => ErrorKind::Git,
             Error::Backup(_) => ErrorKind::Backup,
+            Error::Tls(_) => ErrorKind::Tls,
             Error::Internal { .. } => ErrorKind::Internal,
         }
     }

@@ -14,5 +14,6 @@ pub mod site;
 pub mod stage;
 pub mod subscription;
 pub mod time;
+pub mod tls;
 
 pub use error::{Error, ErrorKind, Result};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 pub use crate::config::profile::{Component, Profile};
+pub use crate::config::tls::{Tls, TlsMode};
 pub use crate::config::types::{Dur, PortRange, SignalName};
 use crate::config::Config;
 pub use crate::config::{Backups, Git, Lifecycle, Ports, Retention, Usage};
@@ -33,6 +34,14 @@ pub struct NginxSettings {
     pub tls_certificate: String,
 }
 
+/// What the core needs of `[tls]`: the mode in force and the ACME server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    /// `tls.mode`, or what it defaults to from `nginx.tls_certificate`.
+    pub mode: TlsMode,
+    pub acme: Tls,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// `agent.default_profile`.
@@ -45,6 +54,7 @@ pub struct Settings {
     pub usage: Usage,
     pub git: Git,
     pub backups: Backups,
+    pub tls: TlsSettings,
 }
 
 impl Settings {
@@ -66,6 +76,10 @@ impl Settings {
             usage: c.usage.clone(),
             git: c.git.clone(),
             backups: c.backups.clone(),
+            tls: TlsSettings {
+                mode: c.tls.mode(&c.nginx),
+                acme: c.tls.clone(),
+            },
         }
     }
 }

@@ -155,6 +155,15 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
             return ExitCode::from(EXIT_SETUP);
         }
     };
+    // Certificates: an unusable store only costs ACME, never the agent.
+    match crate::runtime::acme::AcmeAuthority::open(&config.agent.state_dir) {
+        Ok(ca) => agent.attach_tls(Arc::new(
+            crate::core::stage::tls::TlsManager::open(Arc::new(ca)).await,
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the TLS store; no certificate is ordered")
+        }
+    }
     let policy: SharedPolicy = Arc::new(RwLock::new(Arc::new(policy_of(&config))));
     let mut sock = match socket::acquire(
         &config.agent.socket,
@@ -176,6 +185,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
             .run_background(config.lifecycle.scheduler_interval.0),
     );
     let measuring = tokio::spawn(agent.clone().run_usage());
+    let certificates = tokio::spawn(agent.clone().run_tls());
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_task = {
@@ -218,6 +228,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     // The scheduler starts nothing new while they drain.
     background.abort();
     measuring.abort();
+    certificates.abort();
     let left = drain.saturating_sub(stopping.get().map_or(drain, |t| t.elapsed()));
     if !agent.finish_operations(left).await {
         tracing::warn!(?drain, "operations still running are cut off");

@@ -1,5 +1,6 @@
 //! The runtime side: the core's interfaces implemented on the real host.
 
+pub mod acme;
 pub mod addons;
 pub mod backups;
 pub mod blocking;

@@ -2,6 +2,7 @@
 //! range, nginx directory and label prefix, so tests run in parallel and leave nothing behind.
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod child;
 pub mod hostile;
 pub mod nginx;

@@ -7,6 +7,7 @@
 mod code_server;
 mod stages;
 mod subscriptions;
+mod tls;
 mod views;
 
 use super::interfaces::{DependencyProbe, HostProbe, HostStats, RecordStore};
@@ -31,6 +32,8 @@ pub struct Agent {
     started: Instant,
     /// How many operations run on their own tasks; shutdown waits for none.
     operations: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Certificates (see `tls`); set once at start-up.
+    tls: std::sync::OnceLock<Arc<super::stage::tls::TlsManager>>,
 }
 
 /// Counts one operation while it runs, however its task ends.
@@ -53,6 +56,9 @@ pub struct AgentInfo {
     pub subscriptions: usize,
     /// Stage counts by state.
     pub stages: BTreeMap<String, usize>,
+    /// What needs a person: certificates that expire within 14 days while renewals fail.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -85,6 +91,7 @@ impl Agent {
             deps,
             started: Instant::now(),
             operations: Arc::new(tokio::sync::watch::channel(0).0),
+            tls: std::sync::OnceLock::new(),
         })
     }
 
@@ -157,6 +164,7 @@ impl Agent {
             uptime_s: self.started.elapsed().as_secs(),
             subscriptions: self.subscriptions.count(),
             stages: self.stages.counts(),
+            warnings: self.tls_warnings(),
         }
     }
 

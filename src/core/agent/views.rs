@@ -44,23 +44,22 @@ impl Agent {
         let mut view = self.stages.view(&self.config(), stage).await;
         view.over_limit = over_limit;
         view.code_server = self.code_view(stage, false).ok();
+        view.tls = Some(self.tls_view(&stage.domain));
         view
     }
 
     /// The code server of `stage` as the API shows it; the password only when asked.
     pub(super) fn code_view(&self, stage: &Stage, with_password: bool) -> Result<CodeServerView> {
         let config = self.config();
-        let https = config.nginx.enabled && !config.nginx.tls_certificate.is_empty();
         let cs = stage.code_server.as_ref().ok_or_else(|| Error::NotFound {
             what: "code server of stage",
             id: stage.reference(),
         })?;
-        Ok(CodeServerView::new(
-            stage.reference(),
-            cs,
-            https,
-            with_password,
-        ))
+        let tls = self.tls_view(&cs.domain);
+        let https = config.nginx.enabled && super::tls::serves_https(&tls);
+        let mut view = CodeServerView::new(stage.reference(), cs, https, with_password);
+        view.tls = Some(tls);
+        Ok(view)
     }
 
     pub async fn list_stages(

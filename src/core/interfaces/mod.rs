@@ -1,6 +1,7 @@
 //! The small interfaces the core is written against, one file per concern. The runtime
 //! implements them on the real host; unit tests use the fakes in `core::fakes`.
 
+mod certificates;
 mod database;
 mod dumps;
 mod engine;
@@ -12,6 +13,7 @@ mod ports;
 mod proxy;
 mod records;
 
+pub use certificates::*;
 pub use database::*;
 pub use dumps::*;
 pub use engine::*;

@@ -21,6 +21,7 @@ mod recover;
 mod retire;
 pub mod scheduler;
 mod stats;
+pub mod tls;
 pub mod transitions;
 pub mod usage;
 mod view;

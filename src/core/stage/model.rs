@@ -219,6 +219,9 @@ pub struct StageView {
     /// What differs between the record and the engine (a container missing or exited while the
     /// stage should run).
     pub drift: Vec<String>,
+    /// The stage domain's certificate; the agent fills it in.
+    #[serde(default)]
+    pub tls: Option<crate::core::tls::TlsView>,
 }
 
 impl StageView {
@@ -254,6 +257,7 @@ impl StageView {
             git: s.git.clone(),
             components,
             drift,
+            tls: None,
         }
     }
 }

@@ -131,6 +131,11 @@ fn place(dir: &Path, opts: &RenderOptions, key: String, spec: Option<SiteSpec>) 
     let text = match spec.map(|s| render::render(&s, opts, &usable)).transpose() {
         Ok(r) => r.map(|r| {
             for (domain, why) in &r.plain {
+                if opts.acme_challenge.is_some() {
+                    // ACME: the usual case until the first certificate is issued.
+                    tracing::debug!(site = %key, %domain, reason = %why, "serving this domain over HTTP until its certificate is issued");
+                    continue;
+                }
                 tracing::warn!(site = %key, %domain, reason = %why, "serving this domain without TLS: its certificate or key cannot be used");
             }
             r.text

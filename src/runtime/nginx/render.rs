@@ -2,6 +2,7 @@
 //! each domain's certificate can be used. Every value written comes from a validated type
 //! (domain, port, IP, safe path, size), so no client string can reach the file as it is.
 
+use crate::config::tls::TlsMode;
 use crate::config::types::{BodySize, SafePath};
 use crate::core::site::{CodeServerSite, SiteSpec, SiteState};
 use std::fmt::Write;
@@ -53,20 +54,32 @@ pub struct RenderOptions {
     pub tls: Option<(String, String)>,
     pub client_max_body_size: BodySize,
     pub log_dir: SafePath,
+    /// ACME mode: HTTP-01 tokens are served from here on the HTTP port, in every state.
+    pub acme_challenge: Option<SafePath>,
 }
 
 impl RenderOptions {
     pub fn from_config(config: &crate::config::Config) -> RenderOptions {
         let n = &config.nginx;
+        let mode = config.tls.mode(n);
+        // ACME: one file per domain holds the chain and its key (see runtime::acme::store).
+        let acme = (mode == TlsMode::Acme)
+            .then(|| crate::runtime::acme::AcmeAuthority::cert_template(&config.agent.state_dir));
         RenderOptions {
             listen_address: n.listen_ip().ok().flatten(),
             listen_http: n.listen_http,
             listen_https: n.listen_https,
             upstream: config.ports.bind_address,
-            tls: (!n.tls_certificate.is_empty())
-                .then(|| (n.tls_certificate.clone(), n.tls_certificate_key.clone())),
+            tls: match (mode, acme) {
+                (TlsMode::Acme, Some(file)) => Some((file.clone(), file)),
+                (TlsMode::Files, _) => {
+                    Some((n.tls_certificate.clone(), n.tls_certificate_key.clone()))
+                }
+                _ => None,
+            },
             client_max_body_size: n.client_max_body_size.clone(),
             log_dir: n.log_dir.clone(),
+            acme_challenge: (mode == TlsMode::Acme).then(|| config.tls.challenge_dir.clone()),
         }
     }
 
@@ -210,15 +223,10 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
             lines(
                 text,
                 1,
-                &[
-                    &http,
-                    &name,
-                    &access_log,
-                    &error_log,
-                    SERVER_TOKENS,
-                    "location / {",
-                ],
+                &[&http, &name, &access_log, &error_log, SERVER_TOKENS],
             );
+            acme_location(text, opts);
+            lines(text, 1, &["location / {"]);
             lines(text, 2, &[&redirect]);
             lines(text, 1, &["}"]);
             text.push_str("}\n\nserver {\n");
@@ -249,7 +257,13 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
         }
         None => {
             text.push_str("\nserver {\n");
-            if opts.tls.is_some() {
+            if opts.acme_challenge.is_some() {
+                lines(
+                    text,
+                    1,
+                    &["# TLS waits for this domain's ACME certificate: plain HTTP until it is issued."],
+                );
+            } else if opts.tls.is_some() {
                 // The reason is in the agent's log; the file holds only validated values.
                 lines(
                     text,
@@ -262,11 +276,23 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
                 1,
                 &[&http, &name, &access_log, &error_log, SERVER_TOKENS],
             );
+            acme_location(text, opts);
             body_lines(text, domain, body, opts, "$scheme");
         }
     }
     text.push_str("}\n");
     Ok(())
+}
+
+/// ACME HTTP-01: tokens from the challenge directory, whatever the stage's state (a `^~`
+/// prefix wins over the regex-free `location /` of every body).
+fn acme_location(out: &mut String, opts: &RenderOptions) {
+    if let Some(dir) = &opts.acme_challenge {
+        let root = format!("root {};", dir.as_str());
+        lines(out, 1, &["location ^~ /.well-known/acme-challenge/ {"]);
+        lines(out, 2, &[&root, "default_type text/plain;"]);
+        lines(out, 1, &["}"]);
+    }
 }
 
 fn body_lines(out: &mut String, domain: &str, body: &Body, opts: &RenderOptions, proto: &str) {

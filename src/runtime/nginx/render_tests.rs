@@ -32,6 +32,17 @@ fn opts(tls: bool) -> RenderOptions {
         }),
         client_max_body_size: BodySize::try_from("100m".to_string()).unwrap(),
         log_dir: SafePath::try_from("/var/log/nginx".to_string()).unwrap(),
+        acme_challenge: None,
+    }
+}
+
+/// ACME mode as `RenderOptions::from_config` sets it: one file for certificate and key.
+fn acme_opts() -> RenderOptions {
+    let file = "/var/lib/stagelet/tls/{domain}.pem".to_string();
+    RenderOptions {
+        tls: Some((file.clone(), file)),
+        acme_challenge: Some(SafePath::try_from("/var/lib/stagelet-acme".to_string()).unwrap()),
+        ..opts(false)
     }
 }
 
@@ -99,6 +110,40 @@ fn golden_files() {
         )]
     );
     golden("running-tls-certificate-missing", &r.text);
+}
+
+/// ACME: the challenge location is on the HTTP port in every state, with a certificate
+/// (beside the redirect) and while it is pending (beside the body).
+#[test]
+fn acme_golden_files_serve_the_challenge_in_every_state() {
+    let pending = |_: &Path| Err("cannot read: not issued yet".to_string());
+    for (name, state, code) in [
+        ("acme-running", SiteState::Running, Some(true)),
+        ("acme-stopped", SiteState::Stopped, None),
+        ("acme-terminated", SiteState::Terminated, None),
+    ] {
+        let issued = text(&site(state, code), &acme_opts());
+        golden(name, &issued);
+        let r = render(&site(state, code), &acme_opts(), &pending).unwrap();
+        assert_eq!(r.plain.len(), 1 + usize::from(code.is_some()));
+        golden(&format!("{name}-pending"), &r.text);
+        for t in [&issued, &r.text] {
+            let servers = t.matches("\nserver {").count();
+            let on_http = t.matches("listen 80;").count();
+            assert_eq!(
+                t.matches("location ^~ /.well-known/acme-challenge/ {")
+                    .count(),
+                on_http,
+                "{name}: every HTTP server serves the challenge\n{t}"
+            );
+            assert!(servers >= on_http);
+        }
+        assert!(
+            issued.contains("ssl_certificate_key /var/lib/stagelet/tls/qa.acme.example.com.pem;")
+        );
+    }
+    // Off and files modes have no challenge location.
+    assert!(!text(&site(SiteState::Running, None), &opts(true)).contains("acme-challenge"));
 }
 
 #[test]

@@ -2,6 +2,6 @@
 //! operations and how it follows its stage ([`ops`]).
 
 pub mod model;
-mod ops;
+pub(super) mod ops;
 
 pub use model::*;

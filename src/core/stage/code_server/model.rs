@@ -50,6 +50,9 @@ pub struct CodeServerView {
     /// Only in the answers of `codeserver.create` and `codeserver.rotate_password`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// The code-server domain's certificate; the agent fills it in.
+    #[serde(default)]
+    pub tls: Option<crate::core::tls::TlsView>,
 }
 
 impl CodeServerView {
@@ -62,6 +65,7 @@ impl CodeServerView {
             state: cs.state,
             url: format!("{scheme}://{}/", cs.domain),
             password: with_password.then(|| cs.password.clone()),
+            tls: None,
         }
     }
 }

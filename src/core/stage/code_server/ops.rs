@@ -23,7 +23,7 @@ pub fn new_password() -> String {
 }
 
 /// What the stage's domain answers in its state; code-server operations never see the others.
-fn site_state(state: StageState) -> SiteState {
+pub(in crate::core::stage) fn site_state(state: StageState) -> SiteState {
     match state {
         StageState::Running => SiteState::Running,
         StageState::Terminated => SiteState::Terminated,

@@ -1,0 +1,283 @@
+//! Certificates of the stage and code-server domains: each domain's TLS record, the pure
+//! decisions on it (when to issue or renew, how long to back off). The certificate authority
+//! it is ordered from is `interfaces::CertAuthority`.
+
+use super::names::Domain;
+use super::time::{rfc3339, Timestamp};
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+/// How far a domain's certificate has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsState {
+    /// No TLS for this domain (mode off, or nothing known).
+    #[default]
+    None,
+    /// Waiting for its first certificate; served over HTTP meanwhile.
+    Pending,
+    Issued,
+    /// The last attempt failed; the last valid certificate (or HTTP) keeps serving.
+    Failed,
+}
+
+/// `tls` in `stage.get` and in the code-server view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsView {
+    pub mode: String,
+    pub state: TlsState,
+    pub not_after: Option<String>,
+    pub issuer: Option<String>,
+    pub last_error: Option<String>,
+    pub next_attempt: Option<String>,
+}
+
+impl TlsView {
+    pub fn none(mode: &str) -> TlsView {
+        TlsView {
+            mode: mode.to_string(),
+            state: TlsState::None,
+            not_after: None,
+            issuer: None,
+            last_error: None,
+            next_attempt: None,
+        }
+    }
+}
+
+/// What the agent keeps about one ACME domain (in `<state_dir>/tls/`, beside its certificate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsRecord {
+    pub domain: Domain,
+    pub state: TlsState,
+    #[serde(with = "super::time::rfc3339_opt", default)]
+    pub not_before: Option<Timestamp>,
+    #[serde(with = "super::time::rfc3339_opt", default)]
+    pub not_after: Option<Timestamp>,
+    pub issuer: Option<String>,
+    /// When the certificate in place is renewed (two thirds of its life, or the ARI window).
+    #[serde(with = "super::time::rfc3339_opt", default)]
+    pub renew_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    /// Failures in a row; sets the back-off.
+    pub failures: u32,
+    /// Nothing is tried before this (back-off, or a server's Retry-After).
+    #[serde(with = "super::time::rfc3339_opt", default)]
+    pub next_attempt: Option<Timestamp>,
+    /// A rate limit's end: not even a forced renewal goes before it.
+    #[serde(with = "super::time::rfc3339_opt", default)]
+    pub rate_limited_until: Option<Timestamp>,
+    /// `tls.renew` asked for a renewal now.
+    pub forced: bool,
+}
+
+impl TlsRecord {
+    pub fn new(domain: Domain) -> TlsRecord {
+        TlsRecord {
+            domain,
+            state: TlsState::Pending,
+            not_before: None,
+            not_after: None,
+            issuer: None,
+            renew_at: None,
+            last_error: None,
+            failures: 0,
+            next_attempt: None,
+            rate_limited_until: None,
+            forced: false,
+        }
+    }
+
+    pub fn view(&self) -> TlsView {
+        TlsView {
+            mode: "acme".into(),
+            state: self.state,
+            not_after: self.not_after.as_ref().map(rfc3339),
+            issuer: self.issuer.clone(),
+            last_error: self.last_error.clone(),
+            next_attempt: self
+                .next_attempt
+                .max(self.rate_limited_until)
+                .as_ref()
+                .map(rfc3339),
+        }
+    }
+
+    /// Whether an order is due at `now`.
+    pub fn due(&self, now: Timestamp) -> bool {
+        if self.rate_limited_until.is_some_and(|t| t > now) {
+            return false;
+        }
+        if self.forced {
+            return true;
+        }
+        if self.next_attempt.is_some_and(|t| t > now) {
+            return false;
+        }
+        match (self.not_after, self.renew_at) {
+            (None, _) => true,
+            (Some(_), Some(r)) => r <= now,
+            (Some(end), None) => end <= now,
+        }
+    }
+
+    /// A new certificate is in place.
+    pub fn issued(&mut self, cert: &Issued, now: Timestamp) {
+        self.state = TlsState::Issued;
+        self.not_before = Some(cert.not_before);
+        self.not_after = Some(cert.not_after);
+        self.issuer = Some(cert.issuer.clone());
+        self.renew_at = Some(renew_at(cert.not_before, cert.not_after, cert.ari, now));
+        (self.last_error, self.failures, self.next_attempt) = (None, 0, None);
+        (self.rate_limited_until, self.forced) = (None, false);
+    }
+
+    /// An attempt failed: back off, and respect a server's Retry-After.
+    pub fn failed(&mut self, err: &IssueError, now: Timestamp) {
+        self.failures = self.failures.saturating_add(1);
+        self.state = TlsState::Failed;
+        self.forced = false;
+        self.last_error = Some(err.to_string());
+        let mut next = now + backoff(self.failures);
+        if let IssueError::RateLimited { retry_after, .. } = err {
+            let until = retry_after.unwrap_or(now + Duration::hours(1));
+            self.rate_limited_until = Some(until);
+            next = next.max(until);
+        }
+        self.next_attempt = Some(next);
+    }
+
+    /// Expires within 14 days and the renewals so far failed.
+    pub fn expiring(&self, now: Timestamp) -> bool {
+        self.not_after
+            .is_some_and(|end| end - now < Duration::days(14) && self.failures > 0)
+    }
+}
+
+/// The back-off after `failures` failures in a row: 1 min, 10 min, 1 h, 6 h, then daily.
+pub fn backoff(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::minutes(1),
+        2 => Duration::minutes(10),
+        3 => Duration::hours(1),
+        4 => Duration::hours(6),
+        _ => Duration::days(1),
+    }
+}
+
+/// When to renew: inside the server's ARI window when it gave one (its middle, so clients
+/// spread out; at once if the window has begun), else at two thirds of the lifetime.
+pub fn renew_at(
+    not_before: Timestamp,
+    not_after: Timestamp,
+    ari: Option<(Timestamp, Timestamp)>,
+    now: Timestamp,
+) -> Timestamp {
+    match ari {
+        Some((start, end)) if start <= end => {
+            let middle: Timestamp = start + (end - start) / 2;
+            middle.max(now.min(end))
+        }
+        // Never sooner than a minute on: a short-lived certificate makes no tight loop.
+        _ => {
+            let two_thirds: Timestamp = not_before + (not_after - not_before) * 2 / 3;
+            two_thirds.max(now + Duration::minutes(1))
+        }
+    }
+}
+
+/// A certificate now in place for a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+    pub issuer: String,
+    /// The server's ARI renewal window, where it offers ARI.
+    pub ari: Option<(Timestamp, Timestamp)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    #[error("rate limited by the ACME server: {detail}")]
+    RateLimited {
+        detail: String,
+        retry_after: Option<Timestamp>,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        time::OffsetDateTime::UNIX_EPOCH + Duration::seconds(s)
+    }
+
+    fn rec() -> TlsRecord {
+        TlsRecord::new(Domain::parse("a.example.com").unwrap())
+    }
+
+    #[test]
+    fn backoff_grows_to_daily_and_stays() {
+        let mins: Vec<i64> = (1..=7).map(|n| backoff(n).whole_minutes()).collect();
+        assert_eq!(mins, vec![1, 10, 60, 360, 1440, 1440, 1440]);
+    }
+
+    #[test]
+    fn renewal_at_two_thirds_or_in_the_ari_window() {
+        assert_eq!(renew_at(t(0), t(90), None, t(0)), t(60));
+        assert_eq!(renew_at(t(0), t(90), Some((t(40), t(50))), t(0)), t(45));
+        // A window already begun: at once, not in the past.
+        assert_eq!(renew_at(t(0), t(90), Some((t(10), t(100))), t(70)), t(70));
+    }
+
+    #[test]
+    fn failures_back_off_and_rate_limits_hold_even_a_forced_renewal() {
+        let mut r = rec();
+        assert!(r.due(t(0)));
+        r.failed(&IssueError::Failed("dns".into()), t(0));
+        assert_eq!(r.state, TlsState::Failed);
+        assert!(!r.due(t(59)));
+        assert!(r.due(t(60)));
+        r.failed(&IssueError::Failed("dns".into()), t(60));
+        assert!(!r.due(t(60 + 599)));
+        assert!(r.due(t(660)));
+        let limited = IssueError::RateLimited {
+            detail: "too many".into(),
+            retry_after: Some(t(10_000)),
+        };
+        r.failed(&limited, t(700));
+        r.forced = true;
+        assert!(!r.due(t(9_999)));
+        assert!(r.due(t(10_000)));
+        assert_eq!(r.view().next_attempt, Some(rfc3339(&t(10_000))));
+    }
+
+    #[test]
+    fn issued_resets_and_renews_later() {
+        let mut r = rec();
+        r.failed(&IssueError::Failed("x".into()), t(0));
+        let cert = Issued {
+            not_before: t(0),
+            not_after: t(90 * 86_400),
+            issuer: "CN=test".into(),
+            ari: None,
+        };
+        r.issued(&cert, t(100));
+        assert_eq!(
+            (r.state, r.failures, r.last_error.clone()),
+            (TlsState::Issued, 0, None)
+        );
+        assert!(!r.due(t(59 * 86_400)));
+        assert!(r.due(t(60 * 86_400)));
+        r.forced = true;
+        assert!(r.due(t(200)));
+        assert!(!r.expiring(t(80 * 86_400)));
+        r.failed(&IssueError::Failed("x".into()), t(80 * 86_400));
+        assert!(r.expiring(t(80 * 86_400)));
+        assert_eq!(r.state, TlsState::Failed);
+        assert!(r.not_after.is_some(), "the last valid certificate is kept");
+    }
+}

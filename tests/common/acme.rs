@@ -1,0 +1,262 @@
+//! A private ACME server for one test: Debian's `pebble`, resolving every name through its own
+//! `pebble-challtestsrv` (which answers 127.0.0.1), validating HTTP-01 on the test nginx's
+//! HTTP port. Each test has its own ports, files and processes; all stop when dropped.
+
+use super::nginx::TestNginx;
+use super::{ports, Daemon, TEST_PROFILE};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether pebble is installed (scripts/test.sh installs it); without it the test says so and
+/// fails only under STAGELET_TEST_REQUIRE_ENGINE=1, like the engine tests.
+pub fn require_pebble(test: &str) -> bool {
+    let found =
+        Path::new("/usr/bin/pebble").exists() && Path::new("/usr/bin/pebble-challtestsrv").exists();
+    if !found {
+        if std::env::var("STAGELET_TEST_REQUIRE_ENGINE").as_deref() == Ok("1") {
+            panic!("{test}: pebble is not installed (apt-get install pebble)");
+        }
+        eprintln!("SKIPPED {test}: pebble is not installed");
+    }
+    found
+}
+
+pub struct Pebble {
+    pebble: Child,
+    challtestsrv: Child,
+    pub dir: PathBuf,
+    pub directory: String,
+    /// The CA that signed pebble's own HTTPS certificate (the agent's `acme_ca_file`).
+    pub api_ca: PathBuf,
+    /// The root pebble issues under (what clients of the stages trust).
+    pub issuer_root: PathBuf,
+    management: u16,
+    dns_management: u16,
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+fn wait_port(port: u16, what: &str, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let exited = child.try_wait().unwrap();
+        assert!(
+            exited.is_none() && Instant::now() < deadline,
+            "{what} did not start ({exited:?}): {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Pebble {
+    /// Starts pebble validating HTTP-01 on `http_port`, issuing certificates valid `validity`.
+    pub fn start(dir: &Path, http_port: u16, validity: Duration) -> Pebble {
+        let dir = dir.join("pebble");
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = |f: &str| dir.join(f).display().to_string();
+        // A CA and the listener certificate it signs (rustls takes no self-signed leaf).
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=stagelet test ACME API CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &p("api.key"),
+            "-out",
+            &p("api.csr"),
+        ]);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p("api.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p("ext.cnf"),
+            "-out",
+            &p("api.pem"),
+        ]);
+        let base = ports(5);
+        let (listen, management, dns, dns_management, tls_port) =
+            (base, base + 1, base + 2, base + 3, base + 4);
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{listen}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": p("api.pem"),
+            "privateKey": p("api.key"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+            "certificateValidityPeriod": validity.as_secs(),
+        }});
+        std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
+        let dns_log = dir.join("challtestsrv.log");
+        let mut challtestsrv = Command::new("pebble-challtestsrv")
+            .args(["-dns01", &format!("127.0.0.1:{dns}")])
+            .args(["-management", &format!("127.0.0.1:{dns_management}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&dns_log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble-challtestsrv starts");
+        wait_port(
+            dns_management,
+            "pebble-challtestsrv",
+            &mut challtestsrv,
+            &dns_log,
+        );
+        let log = dir.join("pebble.log");
+        let mut pebble = Command::new("pebble")
+            .args(["-config", &p("pebble.json")])
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble starts");
+        wait_port(listen, "pebble", &mut pebble, &log);
+        let mut me = Pebble {
+            pebble,
+            challtestsrv,
+            directory: format!("https://127.0.0.1:{listen}/dir"),
+            api_ca: dir.join("ca.pem"),
+            issuer_root: dir.join("issuer-root.pem"),
+            dir,
+            management,
+            dns_management,
+        };
+        me.fetch_root();
+        me
+    }
+
+    /// pebble makes a new root each start; clients of the stages trust it.
+    fn fetch_root(&mut self) {
+        let out = Command::new("curl")
+            .args(["-sf", "--cacert"])
+            .arg(&self.api_ca)
+            .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pebble's root: {out:?}");
+        std::fs::write(&self.issuer_root, &out.stdout).unwrap();
+    }
+
+    /// The daemon's `[tls]` for this server.
+    pub fn toml(&self, challenge_dir: &Path) -> String {
+        format!(
+            "[tls]\nmode = \"acme\"\nacme_directory = \"{}\"\nacme_ca_file = \"{}\"\nchallenge_dir = \"{}\"\n",
+            self.directory,
+            self.api_ca.display(),
+            challenge_dir.display()
+        )
+    }
+
+    /// Makes every DNS answer for `host` SERVFAIL, so its validation fails.
+    pub fn refuse(&self, host: &str) {
+        // With and without the root dot: either spelling is the name challtestsrv matches.
+        for name in [host.to_string(), format!("{host}.")] {
+            let body = serde_json::json!({ "host": name }).to_string();
+            let out = Command::new("curl")
+                .args(["-sf", "-X", "POST", "-d", &body])
+                .arg(format!(
+                    "http://127.0.0.1:{}/set-servfail",
+                    self.dns_management
+                ))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "challtestsrv set-servfail: {out:?}");
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pebble.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for c in [&mut self.pebble, &mut self.challtestsrv] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A daemon in ACME mode with the test profile, its own nginx and its own pebble. Drops in
+/// order: the daemon, then pebble, then nginx.
+pub struct AcmeEnv {
+    pub daemon: Daemon,
+    pub pebble: Pebble,
+    pub nginx: TestNginx,
+    pub clock: PathBuf,
+}
+
+impl AcmeEnv {
+    pub fn start(validity: Duration) -> AcmeEnv {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let base = ports(2);
+        let nginx = TestNginx::start(dir.path(), base, base + 1);
+        let pebble = Pebble::start(dir.path(), nginx.http_port, validity);
+        let clock = dir.path().join("clock");
+        std::fs::write(&clock, "0").unwrap();
+        let tls = pebble.toml(&dir.path().join("acme-challenge"));
+        let env = vec![("STAGELET_TEST_CLOCK".into(), clock.display().to_string())];
+        let daemon = Daemon::start_in_env(dir, &[&nginx.toml(), TEST_PROFILE, &tls], env);
+        AcmeEnv {
+            daemon,
+            pebble,
+            nginx,
+            clock,
+        }
+    }
+
+    /// The certificate file the agent hands nginx for `domain`.
+    pub fn cert_file(&self, domain: &str) -> PathBuf {
+        self.daemon.state_dir().join(format!("tls/{domain}.pem"))
+    }
+
+    /// The scheduler's clock runs `secs` ahead.
+    pub fn clock_ahead(&self, secs: u64) {
+        std::fs::write(&self.clock, secs.to_string()).unwrap();
+    }
+}
