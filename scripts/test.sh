@@ -22,6 +22,10 @@ command -v rpmlint >/dev/null || missing+=(rpmlint)
 # rpmlint reads packages through the rpm tool, which its Debian package does not pull in.
 command -v rpm >/dev/null || missing+=(rpm)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+# -- issue 15 (real images): the test registry and its htpasswd
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
+# -- end issue 15
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing: ${missing[*]}"
     apt-get update -qq
@@ -40,6 +44,10 @@ fi
 
 echo "== test images"
 tests/images/build.sh
+# -- issue 15 (real images): stand-ins of the official images, and the test registries
+tests/images/build-standins.sh
+tests/images/registry.sh
+# -- end issue 15
 
 echo "== gixy over the rendered nginx configs (the golden files and the shipped snippet)"
 gixy=$(command -v gixy || true)
