@@ -63,6 +63,18 @@ impl AgentApiServer for Handlers {
     async fn info(&self) -> RpcResult<AgentInfo> {
         Ok(self.agent.info().await)
     }
+
+    async fn pull_images(
+        &self,
+        profile: Option<String>,
+    ) -> RpcResult<Vec<crate::core::stage::pull::ImageDigest>> {
+        let config = self.agent.config();
+        Ok(self
+            .agent
+            .stages()
+            .pull_profile(&config, profile.as_deref())
+            .await?)
+    }
 }
 
 #[async_trait]

@@ -36,6 +36,9 @@ pub enum Command {
     /// A stage's browser VS Code: create, start, stop, remove, rotate-password
     #[command(subcommand, name = "codeserver", alias = "code")]
     CodeServer(CodeServerCmd),
+    /// Container images of the profiles: pull them ahead of the first stage
+    #[command(subcommand)]
+    Images(ImagesCmd),
     /// Print the man page (roff), for packaging
     #[command(hide = true)]
     Man,
@@ -43,6 +46,15 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImagesCmd {
+    /// Pull every image of a profile (the registry's credentials from the agent's config)
+    Pull {
+        /// Profile [default: agent.default_profile]
+        profile: Option<String>,
     },
 }
 

@@ -117,6 +117,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Subscription(cmd) => subscription(&client, cmd, json).await,
         Command::Stage(cmd) => super::stage::run(&client, cmd, json).await,
         Command::CodeServer(cmd) => super::codeserver::run(&client, cmd, json).await,
+        Command::Images(cmd) => super::images::run(&client, cmd, json).await,
         Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
 }

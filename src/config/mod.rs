@@ -2,7 +2,9 @@
 
 pub mod api;
 pub mod check;
+pub mod images;
 pub mod profile;
+pub mod registries;
 pub mod types;
 
 use profile::Profile;
@@ -41,6 +43,8 @@ pub struct Config {
     pub git: Git,
     pub backups: Backups,
     pub profiles: BTreeMap<String, Profile>,
+    pub registries: images::Registries,
+    pub logs: images::Logs,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +86,8 @@ pub struct Docker {
     pub subnet_pool: String,
     /// Prefix length of each stage network (26: 64 addresses, 1024 networks in a /16).
     pub subnet_size: u8,
+    /// Docker's `config.json` (`docker login` writes it): registry credentials.
+    pub auth_config: PathBuf,
 }
 
 impl Docker {
@@ -197,6 +203,7 @@ impl Default for Docker {
             name_prefix: "stagelet-".into(),
             subnet_pool: "10.213.0.0/16".into(),
             subnet_size: 26,
+            auth_config: "/root/.docker/config.json".into(),
         }
     }
 }
@@ -298,6 +305,8 @@ impl Default for Config {
             git: Git::default(),
             backups: Backups::default(),
             profiles: BTreeMap::from([("odoo".to_string(), profile::odoo())]),
+            registries: images::Registries::new(),
+            logs: images::Logs::default(),
         }
     }
 }
@@ -476,6 +485,7 @@ impl Config {
                 .into_iter()
                 .map(|(k, m)| (key(&["git", k]), m)),
         );
+        errs.extend(images::cross_check(self));
         for name in self.profiles.keys() {
             if crate::core::names::SubscriptionId::parse(name).is_err() {
                 errs.push((
@@ -512,7 +522,12 @@ impl Config {
             self.agent.log_format != new.agent.log_format,
             "agent.log_format",
         );
-        diff(self.docker != new.docker, "docker");
+        // auth_config is read at each pull: a reload applies it.
+        let same_auth = Docker {
+            auth_config: self.docker.auth_config.clone(),
+            ..new.docker.clone()
+        };
+        diff(self.docker != same_auth, "docker");
         diff(self.ports != new.ports, "ports");
         keys
     }

@@ -173,6 +173,9 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
             network_mode: Some(spec.network.clone()),
             memory: spec.memory_bytes,
             nano_cpus: spec.nano_cpus,
+            group_add: (!spec.group_add.is_empty()).then(|| spec.group_add.clone()),
+            shm_size: spec.shm_size_bytes,
+            log_config: spec.log_caps.map(super::docker_pull::log_config),
             restart_policy: Some(RestartPolicy {
                 name: Some(if spec.restart {
                     RestartPolicyNameEnum::UNLESS_STOPPED
@@ -221,6 +224,20 @@ impl Engine for DockerEngine {
 
     async fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
         self.network_disconnect(network, container).await
+    }
+
+    async fn image_digest(&self, image: &str) -> Result<Option<String>> {
+        super::docker_pull::digest(self, image).await
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        login: Option<&crate::core::stage::pull::RegistryLogin>,
+        source: &str,
+        progress: &(dyn Fn(crate::core::stage::pull::PullProgress) + Send + Sync),
+    ) -> Result<String> {
+        super::docker_pull::pull(self, image, login, source, progress).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
@@ -370,6 +387,8 @@ impl Engine for DockerEngine {
             exit_code: state.exit_code,
             ip,
             labels: config.labels.unwrap_or_default().into_iter().collect(),
+            image: config.image.unwrap_or_default(),
+            image_id: r.image.unwrap_or_default(),
             name: r
                 .name
                 .unwrap_or_default()
@@ -437,6 +456,8 @@ impl Engine for DockerEngine {
                 exit_code: None,
                 ip: None,
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
+                image: c.image.unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
                 name: c
                     .names
                     .and_then(|n| n.into_iter().next())

@@ -492,6 +492,14 @@ impl Stages {
         })
         .await
         .map_err(|e| Error::internal("restoring the filestore", e))??;
+        let profile = profile_of(config, &stage.profile)?;
+        self.own_dirs(
+            profile,
+            stage.subscription.as_str(),
+            stage.name.as_str(),
+            Some("filestore"),
+        )
+        .await?;
         self.emit(&stage, "restore_backup", "done", id);
         Ok(stage)
     }

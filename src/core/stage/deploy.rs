@@ -117,6 +117,14 @@ impl Stages {
         })
         .await
         .map_err(|e| Error::internal("laying out the addons", e))??;
+        let profile = profile_of(config, &stage.profile)?;
+        self.own_dirs(
+            profile,
+            stage.subscription.as_str(),
+            stage.name.as_str(),
+            Some("addons"),
+        )
+        .await?;
         stage.git = GitState {
             repository: Some(repo.url),
             branch: Some(branch),

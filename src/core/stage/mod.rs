@@ -14,7 +14,9 @@ pub mod events;
 pub mod interfaces;
 pub mod model;
 mod ops;
+mod ownership;
 pub mod ports;
+pub mod pull;
 mod reconcile;
 mod recover;
 mod retire;
@@ -225,6 +227,8 @@ impl Stages {
             let (view, running) = match self.deps.engine.inspect_container(&name, &network).await {
                 Ok(Some(info)) => (
                     ComponentView {
+                        digest: self.running_digest(&info).await,
+                        image: Some(info.image),
                         container_id: Some(info.id),
                         status: info.status,
                     },
@@ -234,6 +238,8 @@ impl Stages {
                     ComponentView {
                         container_id: None,
                         status: "missing".into(),
+                        image: None,
+                        digest: None,
                     },
                     None,
                 ),
@@ -243,6 +249,8 @@ impl Stages {
                         ComponentView {
                             container_id: None,
                             status: "unknown".into(),
+                            image: None,
+                            digest: None,
                         },
                         Some(false),
                     )

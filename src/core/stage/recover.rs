@@ -38,6 +38,7 @@ impl Stages {
             profile,
             data_dir: &data_dir,
             grace_s: grace(config, profile, stage, None).as_secs(),
+            logs: Some((config.logs.max_size_mb, config.logs.max_files)),
         })
     }
 
