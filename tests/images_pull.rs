@@ -136,6 +136,7 @@ async fn a_create_pulls_the_missing_image_with_progress_and_runs() {
     );
     assert_eq!(env.nginx.get("qa.acme.example.com", "/").0, 200);
     // stage.get shows the image and its digest, the registry's.
+    let mut http = env.daemon.http().await; // the first one idled out during the create
     let got = http
         .call("stage.get", json!({"stage": "acme/qa"}))
         .await
