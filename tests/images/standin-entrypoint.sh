@@ -27,7 +27,6 @@ odoo)
     session="$sessions/standin-$$.sess"
     (echo '{}' > "$session") 2>/dev/null || denied "$session"
     ls /mnt/extra-addons >/dev/null 2>&1 || denied /mnt/extra-addons
-    echo "odoo: sessions in $sessions, addons path /mnt/extra-addons"
     ;;
 code-server)
     project=/home/coder/project
