@@ -135,6 +135,15 @@ async fn a_create_pulls_the_missing_image_with_progress_and_runs() {
         "true"
     );
     assert_eq!(env.nginx.get("qa.acme.example.com", "/").0, 200);
+    // The db's /dev/shm and every container's log caps.
+    let db = env.container("acme", "qa", "db");
+    assert_eq!(inspect(&db, "{{.HostConfig.ShmSize}}"), "268435456");
+    for c in [&db, &env.container("acme", "qa", "app")] {
+        assert_eq!(
+            inspect(c, "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}} {{index .HostConfig.LogConfig.Config \"max-file\"}}"),
+            "json-file 50m 3"
+        );
+    }
     // stage.get shows the image and its digest, the registry's.
     let mut http = env.daemon.http().await; // the first one idled out during the create
     let got = http
