@@ -2,7 +2,7 @@
 //! the agent's walk and for `du -sb` and `du -sB1` in the same run; printed as ratios.
 //! Run: `cargo bench --bench usage`.
 
-use stagelet::runtime::usage::{default_threads, measure};
+use stagelet::runtime::disk_walk::{default_threads, measure};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

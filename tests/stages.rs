@@ -517,9 +517,10 @@ async fn grace_periods_term_then_kill() {
         .unwrap();
     let took = t.elapsed();
     assert_eq!(resp["result"]["state"], "stopped", "{resp}");
+    // At least the 2 s grace, and far below the 60 s default: the per-stage grace was used.
+    // The upper bound leaves room for a loaded machine; the exit code below shows the kill.
     assert!(
-        took >= Duration::from_secs(2)
-            && took < Duration::from_secs(3) + Duration::from_millis(500),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(12),
         "{took:?}"
     );
     let env_ref = &env;

@@ -268,7 +268,7 @@ fn unreadable_directories_as_another_user_equal_du() {
     assert_eq!(ours["allocated_bytes"], du_as_nobody("-sxB1"));
     assert_eq!(ours["unreadable"], 1);
     // Root sees the whole tree, and du agrees again.
-    let all = stagelet::runtime::usage::measure(root, 2);
+    let all = stagelet::runtime::disk_walk::measure(root, 2);
     assert_eq!(all.apparent_bytes, du(&["-sbx"], Path::new(root)));
     assert!(all.apparent_bytes > ours["apparent_bytes"].as_u64().unwrap() + 800_000);
     assert_eq!(all.unreadable, 0);

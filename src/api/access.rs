@@ -1,6 +1,7 @@
 //! Who may call what. The caller's uid and groups come from the socket (SO_PEERCRED); root and
 //! admin groups may call everything, reader groups only the methods that change nothing.
 
+use super::rpc::{access_of, Access};
 use serde_json::value::RawValue;
 use std::collections::HashSet;
 
@@ -69,14 +70,13 @@ impl AccessPolicy {
     }
 }
 
-/// The methods that change nothing (DESIGN.md, "Access"). Ending a subscription the caller
-/// may open changes nothing either: it only ends the caller's own stream.
+/// Whether this call changes nothing, by the API's table of methods
+/// ([`super::rpc::METHODS`]); a method the table does not name is not read-only.
 pub fn is_read_only(method: &str, params: Option<&RawValue>) -> bool {
-    match method {
-        "agent.info" | "host.stats" | "stage.logs" | "stage.stats" => true,
-        "stage.follow_logs" | "stage.unfollow_logs" => true,
-        "stage.usage" => !wants_refresh(params),
-        m => m.ends_with(".get") || m.ends_with(".list"),
+    match access_of(method) {
+        Some(Access::Read) => true,
+        Some(Access::ReadUnlessRefresh) => !wants_refresh(params),
+        Some(Access::Write) | None => false,
     }
 }
 

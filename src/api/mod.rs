@@ -8,3 +8,6 @@ pub mod handlers;
 pub mod middleware;
 pub mod params;
 pub mod rpc;
+
+#[cfg(test)]
+mod method_table_tests;

@@ -248,3 +248,69 @@ pub trait EventsApi {
     #[subscription(name = "subscribe", unsubscribe = "unsubscribe", item = Event, param_kind = map)]
     async fn watch(&self, stage: Option<String>) -> SubscriptionResult;
 }
+
+/// Who may call a method (DESIGN.md, "Access"): readers only what changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    /// A read, unless the call asks for `refresh` (measuring now is work done on the host).
+    ReadUnlessRefresh,
+}
+
+/// Every method the server registers, with its access; a method missing here is refused to
+/// readers. A unit test checks this table against the registered methods, both ways.
+pub const METHODS: &[(&str, Access)] = {
+    use Access::{Read, ReadUnlessRefresh, Write};
+    &[
+        ("agent.info", Read),
+        // Pulls images: work done on the host.
+        ("agent.pull_images", Write),
+        ("host.stats", Read),
+        ("subscription.create", Write),
+        ("subscription.update", Write),
+        ("subscription.get", Read),
+        ("subscription.list", Read),
+        ("subscription.delete", Write),
+        ("subscription.deploy_key", Write),
+        ("stage.create", Write),
+        ("stage.get", Read),
+        ("stage.list", Read),
+        ("stage.start", Write),
+        ("stage.stop", Write),
+        ("stage.restart", Write),
+        ("stage.terminate", Write),
+        ("stage.restore", Write),
+        ("stage.cancel", Write),
+        ("stage.update", Write),
+        ("stage.deploy", Write),
+        ("stage.usage", ReadUnlessRefresh),
+        ("stage.stats", Read),
+        ("stage.sql", Write),
+        ("stage.logs", Read),
+        // Ending a stream the caller may open changes nothing either.
+        ("stage.follow_logs", Read),
+        ("stage.unfollow_logs", Read),
+        ("stage.exec", Write),
+        ("stage.backup", Write),
+        // Not in the contract's read-only list (docs/api.md).
+        ("stage.backups", Write),
+        ("stage.restore_backup", Write),
+        ("stage.backup_delete", Write),
+        ("codeserver.create", Write),
+        ("codeserver.start", Write),
+        ("codeserver.stop", Write),
+        ("codeserver.remove", Write),
+        ("codeserver.rotate_password", Write),
+        ("events.subscribe", Write),
+        ("events.unsubscribe", Write),
+    ]
+};
+
+/// The access of `method`, `None` when the API has no such method.
+pub fn access_of(method: &str) -> Option<Access> {
+    METHODS
+        .iter()
+        .find(|(name, _)| *name == method)
+        .map(|(_, access)| *access)
+}

@@ -58,8 +58,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Measure { dir } => {
-            let threads = stagelet::runtime::usage::default_threads();
-            let usage = stagelet::runtime::usage::measure(&dir, threads);
+            let threads = stagelet::runtime::disk_walk::default_threads();
+            let usage = stagelet::runtime::disk_walk::measure(&dir, threads);
             match serde_json::to_string_pretty(&usage) {
                 Ok(text) => {
                     println!("{text}");

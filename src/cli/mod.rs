@@ -8,5 +8,6 @@ mod images;
 pub mod output;
 mod run;
 mod stage;
+mod stage_text;
 
 pub use run::main;

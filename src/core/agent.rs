@@ -134,16 +134,8 @@ impl Agent {
     /// their running values.
     pub fn reload(&self, new: Config) -> Vec<&'static str> {
         let mut slot = self.config.write().unwrap_or_else(|p| p.into_inner());
-        let restart = slot.restart_needed(&new);
-        let mut merged = new;
-        merged.agent.state_dir = slot.agent.state_dir.clone();
-        merged.agent.socket = slot.agent.socket.clone();
-        merged.agent.socket_mode = slot.agent.socket_mode;
-        merged.agent.socket_group = slot.agent.socket_group.clone();
-        merged.agent.log_format = slot.agent.log_format;
-        merged.docker = slot.docker.clone();
-        merged.ports = slot.ports.clone();
-        *slot = Arc::new(merged);
+        let (applied, restart) = slot.reloaded(new);
+        *slot = Arc::new(applied);
         restart
     }
 

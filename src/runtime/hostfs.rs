@@ -1,9 +1,8 @@
-//! Stage directories under `state_dir/data`, and probing host ports.
+//! Stage directories under `state_dir/data`: made, copied, laid out, removed.
 
 use super::tenant_fs;
-use crate::core::stage::interfaces::{PortProbe, StageDirs};
+use crate::core::stage::interfaces::StageDirs;
 use crate::core::{Error, Result};
-use std::net::{IpAddr, TcpListener};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -144,18 +143,5 @@ impl StageDirs for DataDirs {
         // Drop the subscription's directory once its last stage is gone.
         let _ = std::fs::remove_dir(self.data_root.join(subscription));
         Ok(())
-    }
-}
-
-pub struct BindProbe;
-
-impl PortProbe for BindProbe {
-    fn in_use(&self, addr: IpAddr, port: u16) -> bool {
-        TcpListener::bind((addr, port)).is_err()
-    }
-
-    fn accepts(&self, addr: IpAddr, port: u16) -> bool {
-        let timeout = std::time::Duration::from_millis(500);
-        std::net::TcpStream::connect_timeout(&(addr, port).into(), timeout).is_ok()
     }
 }

@@ -1,7 +1,7 @@
 //! The engine's networks: made on a free subnet of the pool, removed only when the stage label
 //! names their owner, and containers moved between them (the start-up move to new names).
 
-use super::engine::{is_not_found, DockerEngine};
+use super::client::{is_not_found, DockerEngine};
 use crate::core::stage::interfaces::{NetworkInfo, Owner};
 use crate::core::{Error, Result};
 use bollard::models::{

@@ -199,7 +199,7 @@ pub const SLACK: Duration = Duration::from_secs(5);
 
 /// Runs `req` on a session of its own, dropped afterwards: nothing a call sets outlives it.
 pub async fn connect_and_run(t: &DbTarget, db: &str, req: &SqlRequest) -> Result<SqlResult> {
-    let client = super::pgdb::connect_console(t, db)
+    let client = super::client::connect_console(t, db)
         .await
         .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
     tokio::time::timeout(req.timeout + SLACK, run(&client, req))

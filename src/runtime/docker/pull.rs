@@ -2,7 +2,7 @@
 //! progress, and the json-file log driver's caps. Messages name the image and the registry,
 //! never a password.
 
-use super::engine::{is_not_found, DockerEngine};
+use super::client::{is_not_found, DockerEngine};
 use crate::core::stage::pull::{registry_of, PullProgress, RegistryLogin};
 use crate::core::{Error, Result};
 use bollard::auth::DockerCredentials;

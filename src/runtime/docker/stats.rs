@@ -1,8 +1,12 @@
-//! One Docker stats sample turned into the figures `stage.stats` shows, computed the way
-//! `docker stats` computes them.
+//! A container's stats: one Docker stats sample turned into the figures `stage.stats` shows,
+//! computed the way `docker stats` computes them.
 
-use crate::core::stage::interfaces::ContainerStats;
+use super::client::{is_not_found, DockerEngine};
+use crate::core::stage::interfaces::{ContainerStats, Engine};
+use crate::core::Result;
 use bollard::models::ContainerStatsResponse;
+use bollard::query_parameters::StatsOptions;
+use futures::StreamExt;
 
 /// CPU % from two cumulative samples: the container's share of the host's CPU time between
 /// them, times the CPUs online (so 100 means one whole CPU).
@@ -62,6 +66,31 @@ pub fn from_response(r: &ContainerStatsResponse) -> ContainerStats {
             mem.and_then(|m| m.stats.as_ref()),
         ),
         memory_limit_bytes: mem.and_then(|m| m.limit).unwrap_or(0),
+    }
+}
+
+impl DockerEngine {
+    /// One sample of a running container; `None` when it is not running.
+    pub(super) async fn stats_of(&self, name: &str) -> Result<Option<ContainerStats>> {
+        match self.inspect_container(name, "").await? {
+            Some(info) if info.running => {}
+            _ => return Ok(None),
+        }
+        let d = self.docker().await?;
+        // Not one-shot: the engine waits for a second sample, so CPU % has a previous one.
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: false,
+        };
+        let mut stream = d.stats(name, Some(opts));
+        match stream.next().await {
+            Some(Err(e)) if is_not_found(&e) => Ok(None),
+            Some(r) => {
+                let sample = self.call(&format!("reading stats of {name}"), r).await?;
+                Ok(Some(from_response(&sample)))
+            }
+            None => Ok(None),
+        }
     }
 }
 

@@ -1,20 +1,17 @@
-//! The container engine through bollard. The client connects lazily and again after a failure,
-//! so the daemon rides out an engine restart; every error names the endpoint.
+//! Containers on the engine: create, start, stop (signal, grace, SIGKILL), remove, rename,
+//! inspect, list, and one-off runs. The core's `Engine` is implemented here; networks, commands,
+//! logs and stats are handed to their own files.
 
-use super::docker::connect;
+use super::client::{is_not_found, DockerEngine};
+use super::spec::body;
 use crate::core::stage::interfaces::{
     ContainerInfo, ContainerSpec, ContainerStats, Engine, ExecRequest, ExecStatus, LogLine,
     NetworkInfo, Owner, StopOutcome,
 };
-use crate::core::{Error, Result};
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
-};
+use crate::core::Result;
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions, RenameContainerOptions, StatsOptions,
-    WaitContainerOptions,
+    LogsOptions, RemoveContainerOptions, RenameContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -24,63 +21,7 @@ use std::time::Duration;
 /// Extra time a stop may take past its grace period before it fails as "engine hangs".
 pub const STOP_SLACK: Duration = Duration::from_secs(10);
 
-pub struct DockerEngine {
-    pub(super) endpoint: String,
-    client: tokio::sync::Mutex<Option<Docker>>,
-}
-
-pub(super) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
-
 impl DockerEngine {
-    pub fn new(endpoint: &str) -> Self {
-        DockerEngine {
-            endpoint: endpoint.to_string(),
-            client: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    pub(super) fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
-        Error::Docker(format!("{what} ({}): {e}", self.endpoint))
-    }
-
-    pub(super) async fn docker(&self) -> Result<Docker> {
-        let mut slot = self.client.lock().await;
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
-        let d = tokio::time::timeout(Duration::from_secs(10), connect(&self.endpoint))
-            .await
-            .map_err(|_| self.err("connecting", "no answer within 10s"))?
-            .map_err(|e| self.err("connecting", e))?;
-        *slot = Some(d.clone());
-        Ok(d)
-    }
-
-    /// Wraps a call: a failure to reach the engine drops the client so the next call reconnects.
-    pub(super) async fn call<T>(
-        &self,
-        what: &str,
-        r: std::result::Result<T, bollard::errors::Error>,
-    ) -> Result<T> {
-        match r {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if !matches!(e, bollard::errors::Error::DockerResponseServerError { .. }) {
-                    *self.client.lock().await = None;
-                }
-                Err(self.err(what, e))
-            }
-        }
-    }
-
     /// Waits until the container has stopped, at most `limit`. The wait stream also ends with
     /// an error when the connection drops or the engine restarts, so an error is not an exit:
     /// only the container's State says it exited, and with which code.
@@ -127,72 +68,6 @@ fn exited(status: &str) -> bool {
     matches!(status, "exited" | "dead" | "created")
 }
 
-fn body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let mut port_bindings = HashMap::new();
-    let mut exposed = None;
-    if let Some((ip, host_port, container_port)) = spec.publish {
-        let key = format!("{container_port}/tcp");
-        port_bindings.insert(
-            key.clone(),
-            Some(vec![PortBinding {
-                host_ip: Some(ip.to_string()),
-                host_port: Some(host_port.to_string()),
-            }]),
-        );
-        exposed = Some(vec![key]);
-    }
-    let binds = spec
-        .mounts
-        .iter()
-        .map(|(host, container)| format!("{}:{container}", host.display()))
-        .collect();
-    let mut endpoints = HashMap::new();
-    endpoints.insert(
-        spec.network.clone(),
-        EndpointSettings {
-            aliases: Some(spec.aliases.clone()),
-            ..Default::default()
-        },
-    );
-    ContainerCreateBody {
-        image: Some(spec.image.clone()),
-        cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
-        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(
-            spec.labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        exposed_ports: exposed,
-        stop_signal: Some(spec.stop_signal.clone()),
-        stop_timeout: Some(spec.stop_timeout_s as i64),
-        host_config: Some(HostConfig {
-            binds: Some(binds),
-            port_bindings: Some(port_bindings),
-            network_mode: Some(spec.network.clone()),
-            memory: spec.memory_bytes,
-            nano_cpus: spec.nano_cpus,
-            group_add: (!spec.group_add.is_empty()).then(|| spec.group_add.clone()),
-            shm_size: spec.shm_size_bytes,
-            log_config: spec.log_caps.map(super::docker_pull::log_config),
-            restart_policy: Some(RestartPolicy {
-                name: Some(if spec.restart {
-                    RestartPolicyNameEnum::UNLESS_STOPPED
-                } else {
-                    RestartPolicyNameEnum::NO
-                }),
-                maximum_retry_count: None,
-            }),
-            ..Default::default()
-        }),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(endpoints),
-        }),
-        ..Default::default()
-    }
-}
-
 #[async_trait::async_trait]
 impl Engine for DockerEngine {
     async fn create_network(
@@ -227,7 +102,7 @@ impl Engine for DockerEngine {
     }
 
     async fn image_digest(&self, image: &str) -> Result<Option<String>> {
-        super::docker_pull::digest(self, image).await
+        super::pull::digest(self, image).await
     }
 
     async fn pull_image(
@@ -237,7 +112,7 @@ impl Engine for DockerEngine {
         source: &str,
         progress: &(dyn Fn(crate::core::stage::pull::PullProgress) + Send + Sync),
     ) -> Result<String> {
-        super::docker_pull::pull(self, image, login, source, progress).await
+        super::pull::pull(self, image, login, source, progress).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
@@ -485,25 +360,7 @@ impl Engine for DockerEngine {
     }
 
     async fn stats(&self, name: &str) -> Result<Option<ContainerStats>> {
-        match self.inspect_container(name, "").await? {
-            Some(info) if info.running => {}
-            _ => return Ok(None),
-        }
-        let d = self.docker().await?;
-        // Not one-shot: the engine waits for a second sample, so CPU % has a previous one.
-        let opts = StatsOptions {
-            stream: false,
-            one_shot: false,
-        };
-        let mut stream = d.stats(name, Some(opts));
-        match stream.next().await {
-            Some(Err(e)) if is_not_found(&e) => Ok(None),
-            Some(r) => {
-                let sample = self.call(&format!("reading stats of {name}"), r).await?;
-                Ok(Some(super::container_stats::from_response(&sample)))
-            }
-            None => Ok(None),
-        }
+        self.stats_of(name).await
     }
 
     async fn exec(&self, name: &str, req: ExecRequest) -> Result<ExecStatus> {

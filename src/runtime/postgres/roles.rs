@@ -76,10 +76,10 @@ pub fn statements(db: &str, roles: &ConsoleRoles) -> Result<String> {
 /// Runs `statements` as the stage's superuser.
 pub async fn ensure(admin: &DbTarget, db: &str, roles: &ConsoleRoles) -> Result<()> {
     let sql = statements(db, roles)?;
-    let c = super::pgdb::connect(admin, db)
+    let c = super::client::connect(admin, db)
         .await
         .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
-    tokio::time::timeout(super::pgdb::AGENT_QUERY_LIMIT, c.batch_execute(&sql))
+    tokio::time::timeout(super::client::AGENT_QUERY_LIMIT, c.batch_execute(&sql))
         .await
         .map_err(|_| Error::Database("making the console roles: no answer".into()))?
         .map_err(|e| {

@@ -2,7 +2,7 @@
 //! wired (so dumps stream in and out without touching the disk twice), a kill at the timeout,
 //! and logs with the engine's timestamps.
 
-use super::engine::DockerEngine;
+use super::client::DockerEngine;
 use crate::core::stage::interfaces::{ExecRequest, ExecStatus, LogLine};
 use crate::core::{Error, Result};
 use bollard::container::LogOutput;

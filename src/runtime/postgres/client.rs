@@ -111,7 +111,7 @@ impl StageDatabase for Postgres {
         let messages = tokio::time::timeout(AGENT_QUERY_LIMIT, c.simple_query(&wrapped))
             .await
             .map_err(|_| Error::Database(format!("{db}: no answer within {AGENT_QUERY_LIMIT:?}")))?
-            .map_err(|e| super::sql_console::db_error(&e))?;
+            .map_err(|e| super::console::db_error(&e))?;
         let value = messages.iter().find_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
             _ => None,
@@ -122,7 +122,7 @@ impl StageDatabase for Postgres {
     }
 
     async fn sql(&self, t: &DbTarget, db: &str, req: &SqlRequest) -> Result<SqlResult> {
-        super::sql_console::connect_and_run(t, db, req).await
+        super::console::connect_and_run(t, db, req).await
     }
 
     async fn ensure_console_roles(
@@ -131,7 +131,7 @@ impl StageDatabase for Postgres {
         db: &str,
         roles: &ConsoleRoles,
     ) -> Result<()> {
-        super::console_roles::ensure(admin, db, roles).await
+        super::roles::ensure(admin, db, roles).await
     }
 
     async fn each(&self, t: &DbTarget, db: &str, statements: &[String]) -> Result<()> {
@@ -141,7 +141,7 @@ impl StageDatabase for Postgres {
         for s in statements {
             c.batch_execute(s)
                 .await
-                .map_err(|e| super::sql_console::db_error(&e))?;
+                .map_err(|e| super::console::db_error(&e))?;
         }
         Ok(())
     }
@@ -152,7 +152,7 @@ impl StageDatabase for Postgres {
             .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
         c.batch_execute(&format!("BEGIN; {sql}; COMMIT"))
             .await
-            .map_err(|e| super::sql_console::db_error(&e))
+            .map_err(|e| super::console::db_error(&e))
     }
 }
 
