@@ -335,3 +335,64 @@ async fn pull_never_with_the_image_missing_is_refused_before_anything() {
         "{list}"
     );
 }
+
+#[tokio::test]
+async fn start_and_the_code_server_pull_what_the_engine_lost() {
+    if !ready("start_and_the_code_server_pull_what_the_engine_lost").await {
+        return;
+    }
+    let app = registry::push_unique(OPEN, "stagelet-test/app:2", "restart");
+    let code = registry::push_unique(OPEN, "stagelet-test/code-server:1", "code");
+    let over = format!(
+        "{}\n[profiles.pulled.code_server]\nimage = \"{code}\"\nport = 8080\nrun_as = \"1000:1000\"\n\
+         password_env = \"AUTH_PASSWORD\"\nmounts = {{ addons = \"/home/coder/project\" }}\n\
+         env = {{ APP_PORT = \"8080\" }}\n",
+        profile(&app, "missing")
+    );
+    let env = StageEnv::start(&over);
+    let mut http = env.daemon.http().await;
+    subscription(&mut http, 1).await;
+    assert_eq!(create(&mut http, "qa").await["result"]["state"], "running");
+    assert_eq!(registry::pulls(&app), 1);
+
+    // The code server's image is pulled when the code server is made.
+    let r = http
+        .call(
+            "codeserver.create",
+            json!({"stage": "acme/qa", "domain": "code.acme.example.com"}),
+        )
+        .await
+        .unwrap();
+    assert!(r["result"].is_object(), "{r}");
+    assert_eq!(registry::pulls(&code), 1);
+    assert_eq!(
+        inspect(
+            &env.container("acme", "qa", "code_server"),
+            "{{.State.Running}}"
+        ),
+        "true"
+    );
+
+    // The app container and its image gone (a prune): start makes it again, pulling.
+    let r = http
+        .call(
+            "stage.stop",
+            json!({"stage": "acme/qa", "grace_period_s": 1}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "stopped", "{r}");
+    docker(&["rm", "-f", &env.container("acme", "qa", "app")]);
+    registry::remove(&app);
+    assert_eq!(inspect(&app, "{{.Id}}"), "");
+    let r = http
+        .call("stage.start", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "running", "{r}");
+    assert_eq!(registry::pulls(&app), 2, "pulled again at start");
+    assert_eq!(env.nginx.get("qa.acme.example.com", "/").0, 200);
+    drop(env);
+    registry::remove(&app);
+    registry::remove(&code);
+}

@@ -142,23 +142,24 @@ impl Stages {
         stage: &Stage,
     ) -> Result<()> {
         for c in create_components(profile) {
-            self.ensure_image(config, c.pull, &c.image, Some(stage))
+            self.ensure_image(config, c.pull, &c.image, Some((stage, "create")))
                 .await?;
         }
         Ok(())
     }
 
-    /// The image on the engine, pulled if the policy asks; returns its digest.
+    /// The image on the engine, pulled if the policy asks; returns its digest. With `event`
+    /// (stage, operation) the pull shows as that operation's `pull` step.
     pub async fn ensure_image(
         &self,
         config: &Config,
         policy: PullPolicy,
         image: &str,
-        stage: Option<&Stage>,
+        event: Option<(&Stage, &str)>,
     ) -> Result<String> {
         let emit = |msg: String| {
-            if let Some(s) = stage {
-                self.emit(s, "create", "pull", msg);
+            if let Some((s, op)) = event {
+                self.emit(s, op, "pull", msg);
             }
         };
         let present = self.deps.engine.image_digest(image).await?;

@@ -99,6 +99,14 @@ impl Stages {
                     c.name
                 )));
             }
+            // The engine may have lost the image since (a prune): pulled as its policy says.
+            let c = if role == DB {
+                &profile.db
+            } else {
+                &profile.app
+            };
+            self.ensure_image(config, c.pull, &c.image, Some((stage, "start")))
+                .await?;
             self.deps.engine.create_container(&spec).await?;
             tracing::warn!(stage = %stage.reference(), container = %spec.name, "made again a container removed outside the agent");
             self.emit(
