@@ -4,8 +4,9 @@
 mod common;
 
 use common::nginx::{not_a_certificate, self_signed, setup, site, Backend};
+use stagelet::core::interfaces::ProxySites;
 use stagelet::core::names::{Domain, StageName, SubscriptionId};
-use stagelet::core::site::{CodeServerSite, ProxySites, SiteSpec, SiteState};
+use stagelet::core::site::{CodeServerSite, SiteSpec, SiteState};
 use stagelet::core::ErrorKind;
 
 #[tokio::test]

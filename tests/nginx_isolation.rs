@@ -7,8 +7,9 @@ mod common;
 use common::nginx::{self_signed, setup, site, Backend};
 use common::StageEnv;
 use stagelet::api::rpc::StageApiClient;
+use stagelet::core::interfaces::ProxySites;
 use stagelet::core::names::{StageName, SubscriptionId};
-use stagelet::core::site::{ProxySites, SiteState};
+use stagelet::core::site::SiteState;
 
 fn id(sub: &str, name: &str) -> (SubscriptionId, StageName) {
     (

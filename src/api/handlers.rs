@@ -1,5 +1,6 @@
 //! The server side of the API traits: each method turns its parameters into a core request
-//! and hands it to the agent (which runs those that change state on tasks of its own).
+//! and hands it to the agent's facade (which runs those that change state on tasks of its
+//! own). Defaults of absent parameters are the core's, not decided here.
 
 use super::rpc::LogLines;
 use super::rpc::{
@@ -8,16 +9,16 @@ use super::rpc::{
 };
 use crate::core::agent::{Agent, AgentInfo};
 use crate::core::interfaces::HostStats;
+use crate::core::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::backup::Backup;
 use crate::core::stage::code_server::CodeServerView;
-use crate::core::stage::console::ExecResult;
+use crate::core::stage::console::{ExecCall, ExecResult, LogsCall, SqlCall};
 use crate::core::stage::deploy::DeployRequest;
-use crate::core::stage::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
 use crate::core::stage::{NewStage, StagePatch};
 use crate::core::subscription::{DeployKey, Settings, SubscriptionView};
-use crate::core::subscriptions::{NewSubscription, SubscriptionPatch};
+use crate::core::subscription::{NewSubscription, SubscriptionPatch};
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::PendingSubscriptionSink;
@@ -68,12 +69,7 @@ impl AgentApiServer for Handlers {
         &self,
         profile: Option<String>,
     ) -> RpcResult<Vec<crate::core::stage::pull::ImageDigest>> {
-        let config = self.agent.config();
-        Ok(self
-            .agent
-            .stages()
-            .pull_profile(&config, profile.as_deref())
-            .await?)
+        Ok(self.agent.pull_images(profile.as_deref()).await?)
     }
 }
 
@@ -231,21 +227,12 @@ impl StageApiServer for Handlers {
         restart: Option<bool>,
         submodules: Option<bool>,
     ) -> RpcResult<StageView> {
-        let req = DeployRequest {
-            repository,
-            branch,
-            clear_destination: clear_destination.unwrap_or(false),
-            restart: restart.unwrap_or(true),
-            submodules: submodules.unwrap_or(false),
-        };
+        let req = DeployRequest::new(repository, branch, clear_destination, restart, submodules);
         Ok(self.agent.deploy_stage(&stage, req).await?)
     }
 
     async fn usage(&self, stage: String, refresh: Option<bool>) -> RpcResult<StageUsage> {
-        Ok(self
-            .agent
-            .stage_usage(&stage, refresh.unwrap_or(false))
-            .await?)
+        Ok(self.agent.stage_usage(&stage, refresh).await?)
     }
 
     async fn stats(&self, stage: String) -> RpcResult<BTreeMap<String, Option<ContainerStats>>> {
@@ -261,18 +248,14 @@ impl StageApiServer for Handlers {
         max_rows: Option<usize>,
         max_bytes: Option<usize>,
     ) -> RpcResult<SqlResult> {
-        let call = crate::core::stage::console::SqlCall {
+        let call = SqlCall {
             query,
-            read_only: read_only.unwrap_or(true),
-            timeout_s: timeout_s.unwrap_or(30),
-            max_rows: max_rows.unwrap_or(1000),
-            max_bytes: max_bytes.unwrap_or(crate::core::stage::console::DEFAULT_MAX_BYTES),
+            read_only,
+            timeout_s,
+            max_rows,
+            max_bytes,
         };
-        Ok(self
-            .agent
-            .stages()
-            .sql(&self.agent.config(), &stage, call)
-            .await?)
+        Ok(self.agent.stage_sql(&stage, call).await?)
     }
 
     async fn logs(
@@ -282,17 +265,12 @@ impl StageApiServer for Handlers {
         tail: Option<usize>,
         since: Option<String>,
     ) -> RpcResult<LogLines> {
-        let lines = self
-            .agent
-            .stages()
-            .logs(
-                &self.agent.config(),
-                &stage,
-                component.as_deref(),
-                tail,
-                since.as_deref(),
-            )
-            .await?;
+        let call = LogsCall {
+            component,
+            tail,
+            since,
+        };
+        let lines = self.agent.stage_logs(&stage, call).await?;
         Ok(LogLines { lines })
     }
 
@@ -303,11 +281,12 @@ impl StageApiServer for Handlers {
         component: Option<String>,
         tail: Option<usize>,
     ) -> SubscriptionResult {
-        let stream = self
-            .agent
-            .stages()
-            .follow_logs(&self.agent.config(), &stage, component.as_deref(), tail)
-            .await;
+        let call = LogsCall {
+            component,
+            tail,
+            since: None,
+        };
+        let stream = self.agent.follow_stage_logs(&stage, call).await;
         let mut stream = match stream {
             Ok(s) => s,
             Err(e) => {
@@ -335,17 +314,12 @@ impl StageApiServer for Handlers {
         command: Vec<String>,
         timeout_s: Option<u64>,
     ) -> RpcResult<ExecResult> {
-        Ok(self
-            .agent
-            .stages()
-            .exec(
-                &self.agent.config(),
-                &stage,
-                component.as_deref(),
-                command,
-                timeout_s,
-            )
-            .await?)
+        let call = ExecCall {
+            component,
+            command,
+            timeout_s,
+        };
+        Ok(self.agent.stage_exec(&stage, call).await?)
     }
 }
 
@@ -356,7 +330,7 @@ impl BackupApiServer for Handlers {
     }
 
     async fn backups(&self, stage: String) -> RpcResult<Vec<Backup>> {
-        Ok(self.agent.stages().backups(&stage).await?)
+        Ok(self.agent.stage_backups(&stage).await?)
     }
 
     async fn restore_backup(&self, stage: String, backup: String) -> RpcResult<StageView> {
@@ -401,7 +375,7 @@ impl EventsApiServer for Handlers {
         // Events carry both: a UUID matches that record, a name matches whichever stage holds
         // it (a create about to start, or a name taken again after a cancel).
         let filter = stage;
-        let mut events = self.agent.stages().events.subscribe();
+        let mut events = self.agent.watch_events();
         let sink = pending.accept().await?;
         loop {
             let event = match events.recv().await {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 fn registered() -> BTreeSet<&'static str> {
     let store = Arc::new(fakes::MemStore::default());
     let deps = fakes::deps(store.clone(), Arc::new(fakes::SlowMeter::default()));
-    let config = crate::config::shared(crate::config::Config::default());
+    let config = crate::core::settings::shared(crate::core::settings::Settings::default());
     let host = Arc::new(SysHost::new(std::path::Path::new("/")));
     let probes = Arc::new(HostDependencies {
         docker_endpoint: String::new(),

@@ -5,11 +5,11 @@
 
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
+use crate::core::interfaces::{ContainerStats, LogLine, SqlResult};
 use crate::core::stage::backup::Backup;
 use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::console::ExecResult;
 use crate::core::stage::events::Event;
-use crate::core::stage::interfaces::{ContainerStats, LogLine, SqlResult};
 use crate::core::stage::model::StageView;
 use crate::core::stage::pull::ImageDigest;
 use crate::core::stage::usage::StageUsage;

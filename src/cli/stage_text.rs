@@ -1,8 +1,8 @@
 //! `stagectl stage ...`'s human output: a stage, lists, usage, backups, SQL results, stats.
 
 use super::output;
+use crate::core::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::backup::Backup;
-use crate::core::stage::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::model::StageView;
 use crate::core::stage::usage::StageUsage;
 use std::collections::BTreeMap;

@@ -2,17 +2,42 @@
 //! `docker.auth_config` (the file `docker login` writes). Credential helpers are not run.
 //! Nothing here logs, and no message carries a password.
 
-use super::Config;
-use crate::core::stage::pull::RegistryLogin;
+use super::images::Registries;
 use base64::Engine as _;
+use std::fmt;
 use std::path::Path;
+
+/// Credentials for one registry. Its Debug never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryLogin {
+    pub server: String,
+    pub username: String,
+    pub password: String,
+    /// Where they came from, for error messages.
+    pub source: String,
+}
+
+impl fmt::Debug for RegistryLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryLogin")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("source", &self.source)
+            .finish()
+    }
+}
 
 /// The key `docker login` uses for Docker Hub.
 const HUB: &str = "https://index.docker.io/v1/";
 
 /// The credentials for `registry` (`HOST[:PORT]`, `docker.io` for Docker Hub), if any.
-pub fn login_for(config: &Config, registry: &str) -> Result<Option<RegistryLogin>, String> {
-    if let Some(r) = config.registries.get(registry) {
+pub fn login_for(
+    auth_config: &Path,
+    registries: &Registries,
+    registry: &str,
+) -> Result<Option<RegistryLogin>, String> {
+    if let Some(r) = registries.get(registry) {
         if let Some(m) = super::images::password_file_problem(&r.password_file) {
             return Err(format!("[registries.\"{registry}\"] password_file: {m}"));
         }
@@ -26,17 +51,17 @@ pub fn login_for(config: &Config, registry: &str) -> Result<Option<RegistryLogin
             source: format!("[registries.\"{registry}\"] of the agent's configuration"),
         }));
     }
-    from_auth_config(&config.docker.auth_config, registry)
+    from_auth_config(auth_config, registry)
 }
 
 /// Where a registry's credentials would come from, for "check the credentials in …".
-pub fn source_for(config: &Config, registry: &str) -> String {
-    if config.registries.contains_key(registry) {
+pub fn source_for(auth_config: &Path, registries: &Registries, registry: &str) -> String {
+    if registries.contains_key(registry) {
         format!("[registries.\"{registry}\"] of the agent's configuration")
     } else {
         format!(
             "{} (docker.auth_config) or [registries.\"{registry}\"]",
-            config.docker.auth_config.display()
+            auth_config.display()
         )
     }
 }

@@ -1,8 +1,21 @@
 //! Test hooks, in debug builds only (release builds ignore them):
 //! - `STAGELET_FAILPOINT=<name>` makes the daemon kill itself with SIGKILL at that point;
 //! - `STAGELET_FAILPOINT_PAUSE=<file>`: each point named on a line `<name> <ms>` of that file
-//!   (read at every hit, so a test can change it while the daemon runs) pauses there;
+//!   pauses there;
 //! - `STAGELET_TEST_CLOCK=<file>`: the scheduler's clock runs ahead by the seconds in that file.
+//!
+//! The files are read by the runtime's [`TestHooks`] (installed at start-up), never here.
+
+use crate::core::interfaces::TestHooks;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static HOOKS: OnceLock<Box<dyn TestHooks>> = OnceLock::new();
+
+/// Installs the hooks that read the pause and clock files; the first call wins.
+pub fn install(hooks: Box<dyn TestHooks>) {
+    let _ = HOOKS.set(hooks);
+}
 
 /// A named point in an operation. Every event a stage operation emits is one, as
 /// `<operation>.<step>`.
@@ -14,7 +27,7 @@ pub fn hit(name: &str) {
             let _ =
                 nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
         }
-        if let Some(pause) = pause_of(name) {
+        if let Some(pause) = HOOKS.get().and_then(|h| h.pause(name)) {
             tracing::warn!(failpoint = name, ?pause, "failpoint: pausing");
             // Points sit in synchronous code; let the runtime move other tasks off this worker.
             match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -29,29 +42,11 @@ pub fn hit(name: &str) {
     let _ = name;
 }
 
-#[cfg(debug_assertions)]
-fn pause_of(name: &str) -> Option<std::time::Duration> {
-    let file = std::env::var_os("STAGELET_FAILPOINT_PAUSE")?;
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().find_map(|line| {
-        let (point, ms) = line.trim().split_once(' ')?;
-        (point == name)
-            .then(|| ms.trim().parse().ok())
-            .flatten()
-            .map(std::time::Duration::from_millis)
-    })
-}
-
 /// How far the scheduler's clock runs ahead of the wall clock (zero unless a test says so).
-pub fn clock_shift() -> std::time::Duration {
+pub fn clock_shift() -> Duration {
     #[cfg(debug_assertions)]
-    if let Some(file) = std::env::var_os("STAGELET_TEST_CLOCK") {
-        if let Some(s) = std::fs::read_to_string(file)
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-        {
-            return std::time::Duration::from_secs(s);
-        }
+    if let Some(shift) = HOOKS.get().and_then(|h| h.clock_shift()) {
+        return shift;
     }
-    std::time::Duration::ZERO
+    Duration::ZERO
 }

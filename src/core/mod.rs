@@ -9,10 +9,10 @@ pub mod fakes;
 pub mod git_input;
 pub mod interfaces;
 pub mod names;
+pub mod settings;
 pub mod site;
 pub mod stage;
 pub mod subscription;
-pub mod subscriptions;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};

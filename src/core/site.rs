@@ -1,5 +1,5 @@
-//! What the proxy must do for one stage: the site's desired state, and the interface that makes
-//! it so. The nginx implementation lives in `runtime::nginx`.
+//! What the proxy must serve for one stage: the site's desired state. The interface that makes it
+//! so is `interfaces::ProxySites`; nginx implements it in `runtime::nginx`.
 
 use super::names::{Domain, StageName, SubscriptionId};
 use super::Result;
@@ -46,16 +46,6 @@ impl SiteSpec {
     pub fn key(&self) -> String {
         site_key(&self.subscription, &self.name)
     }
-}
-
-/// Makes the proxy serve a site as specified, or stop serving it. `apply` returns once the
-/// change is live, or fails with `Error::Nginx` and the previous configuration still serving;
-/// it fails only for the site's own fault, never because another site is broken. `remove`
-/// fails only when the site's file cannot be deleted.
-#[async_trait::async_trait]
-pub trait ProxySites: Send + Sync {
-    async fn apply(&self, site: SiteSpec) -> Result<()>;
-    async fn remove(&self, subscription: SubscriptionId, name: StageName) -> Result<()>;
 }
 
 /// A domain from a client, refused with `invalid_params` naming `field` unless it is valid.

@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod logging;
 pub mod notify;
+pub mod reload;
 pub mod serve;
 pub mod signals;
 pub mod socket;

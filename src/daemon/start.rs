@@ -6,10 +6,12 @@ use super::{logging, notify, serve, socket, EXIT_CONFIG, EXIT_SETUP};
 use crate::api::access::AccessPolicy;
 use crate::api::handlers::Handlers;
 use crate::api::middleware::SharedPolicy;
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, SharedConfig};
 use crate::core::agent::Agent;
+use crate::core::settings::Settings;
 use crate::core::stage::StageDeps;
 use crate::runtime::backups::FsBackups;
+use crate::runtime::blocking::OffThread;
 use crate::runtime::disk_walk::{default_threads, Walker};
 use crate::runtime::docker::DockerEngine;
 use crate::runtime::git::GitCli;
@@ -87,6 +89,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
         }
     };
     logging::init(config.agent.log_format);
+    crate::runtime::test_hooks::install();
     if let ConfigSource::Local(base) = &source {
         eprintln!(
             "stagelet: no {} and no --config: running on embedded defaults\n  state:  {}\n  socket: {}\n  nginx:  off (stages answer on 127.0.0.1:<http_port>)\n  try:    STAGELET_SOCKET={} stagectl info",
@@ -121,25 +124,30 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     let live = shared.clone();
     let live_config = shared.clone();
     super::conn::raise_fd_limit(config.api.max_connections);
+    let engine: Arc<dyn crate::core::interfaces::Engine> =
+        Arc::new(DockerEngine::new(&config.docker.endpoint));
     let stage_deps = StageDeps {
         store: store.clone(),
-        engine: Arc::new(DockerEngine::new(&config.docker.endpoint)),
+        engine: engine.clone(),
         db: Arc::new(Postgres),
-        dirs: Arc::new(DataDirs {
+        dirs: Arc::new(OffThread::new(DataDirs {
             data_root: config.agent.state_dir.join("data"),
             git_root: config.agent.state_dir.join("git"),
-        }),
+        })),
         proxy: NginxSites::start(Arc::new(move || crate::config::current(&live))),
         ports: Arc::new(BindProbe),
         git: Arc::new(GitCli::new(&config.agent.state_dir)),
-        backups: Arc::new(FsBackups {
+        backups: Arc::new(OffThread::new(FsBackups {
             root: config.agent.state_dir.join("backups"),
-        }),
-        meter: Arc::new(Walker {
+        })),
+        dumps: Arc::new(crate::runtime::postgres::dump::PgDumps { engine }),
+        files: Arc::new(crate::runtime::host_files::RealFiles),
+        meter: Arc::new(OffThread::new(Walker {
             threads: default_threads(),
-        }),
+        })),
     };
-    let agent = match Agent::new(shared, store, stage_deps, host, deps) {
+    let settings = crate::core::settings::shared(Settings::from_config(&config));
+    let agent = match Agent::new(settings, store, stage_deps, host, deps) {
         Ok(a) => Arc::new(a),
         Err(e) => {
             tracing::error!(error = %e, "cannot load the records");
@@ -171,6 +179,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_task = {
         let (agent, policy, source) = (agent.clone(), policy.clone(), source.clone());
+        let shared = shared.clone();
         tokio::spawn(async move {
             loop {
                 match signals.next().await {
@@ -180,7 +189,7 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
                         let _ = stop_tx.send(());
                         return;
                     }
-                    Event::Reload => reload(&agent, &policy, &source),
+                    Event::Reload => reload(&agent, &shared, &policy, &source),
                 }
             }
         })
@@ -217,12 +226,12 @@ pub async fn serve(source: ConfigSource) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn reload(agent: &Agent, policy: &SharedPolicy, source: &ConfigSource) {
+fn reload(agent: &Agent, shared: &SharedConfig, policy: &SharedPolicy, source: &ConfigSource) {
     notify::reloading();
     match source.load() {
         Ok(new) => {
             let new_policy = policy_of(&new);
-            for key in agent.reload(new) {
+            for key in super::reload::apply(shared, agent, new) {
                 tracing::warn!(%key, "changed in the configuration; takes effect after a restart");
             }
             *policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new_policy);

@@ -1,7 +1,8 @@
 //! Backups on disk: one directory per backup with its manifest (written like records:
 //! atomically and durably), the dump and the filestore tar, checksummed with sha256.
 
-use crate::core::stage::interfaces::{BackupStore, ByteReader, ByteWriter};
+use super::blocking::BlockingBackups;
+use crate::core::interfaces::{ByteReader, ByteWriter};
 use crate::core::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -30,7 +31,7 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-impl BackupStore for FsBackups {
+impl BlockingBackups for FsBackups {
     fn create(&self, subscription: &str, name: &str, id: &str) -> Result<PathBuf> {
         let dir = self.dir(subscription, name, id);
         let parent = dir.parent().expect("a backup has a parent");

@@ -3,8 +3,9 @@
 //! not followed, the walk stays on one filesystem, and an unreadable entry is counted and
 //! skipped, never fatal. Independent subtrees are walked in parallel by a small bounded pool.
 
+use super::blocking::BlockingMeter;
 use super::tenant_fs::{names, MAX_DEPTH};
-use crate::core::stage::interfaces::{DirUsage, MeasurePriority, UsageMeter};
+use crate::core::interfaces::{DirUsage, MeasurePriority};
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use std::collections::HashSet;
@@ -217,7 +218,7 @@ pub struct Walker {
     pub threads: usize,
 }
 
-impl UsageMeter for Walker {
+impl BlockingMeter for Walker {
     fn measure(&self, dir: &Path, priority: MeasurePriority) -> DirUsage {
         match priority {
             MeasurePriority::Interactive => measure(dir, self.threads),

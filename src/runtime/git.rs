@@ -5,7 +5,7 @@
 
 use super::child_output::{self, Failure};
 pub use super::git_tally::Tally;
-use crate::core::stage::interfaces::{Commit, FetchRequest, Git};
+use crate::core::interfaces::{Commit, FetchRequest, Git};
 use crate::core::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -5,7 +5,7 @@
 
 use super::git::{is_hash, GitCli, Tally};
 use crate::core::git_input;
-use crate::core::stage::interfaces::FetchRequest;
+use crate::core::interfaces::FetchRequest;
 use crate::core::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Component, Path};

@@ -1,7 +1,7 @@
 //! What a checkout would write, counted entry by entry from `git ls-tree -r -l -z` as git
 //! prints it: blocks, files and gitlinks, refused at the first entry over a limit.
 
-use crate::core::stage::interfaces::CheckoutLimits;
+use crate::core::interfaces::CheckoutLimits;
 use crate::core::{Error, Result};
 
 /// The block a file is counted in: an empty one still costs an inode and a directory entry.

@@ -1,7 +1,7 @@
 //! Stage directories under `state_dir/data`: made, copied, laid out, removed.
 
+use super::blocking::BlockingDirs;
 use super::tenant_fs;
-use crate::core::stage::interfaces::StageDirs;
 use crate::core::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
 /// The directories of a stage; the db directory is owned by the container's own user later.
 pub const STAGE_DIRS: [&str; 3] = ["db", "filestore", "addons"];
 
-impl StageDirs for DataDirs {
+impl BlockingDirs for DataDirs {
     fn root(&self, subscription: &str, name: &str) -> PathBuf {
         self.data_root.join(subscription).join(name)
     }

@@ -2,6 +2,7 @@
 
 pub mod addons;
 pub mod backups;
+pub mod blocking;
 pub mod child_output;
 pub mod disk_walk;
 pub mod docker;
@@ -10,6 +11,7 @@ pub mod git_file_url;
 pub mod git_submodules;
 pub mod git_tally;
 pub mod host;
+pub mod host_files;
 pub mod hostfs;
 pub mod mount_owner;
 pub mod nginx;
@@ -20,3 +22,4 @@ pub mod probes;
 pub mod records;
 pub mod tenant_fs;
 pub mod tenant_tar;
+pub mod test_hooks;

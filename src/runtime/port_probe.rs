@@ -1,7 +1,7 @@
 //! Whether a host port is free (a bind fails while another socket holds it) and whether
 //! something answers on it.
 
-use crate::core::stage::interfaces::PortProbe;
+use crate::core::interfaces::PortProbe;
 use std::net::{IpAddr, TcpListener};
 
 pub struct BindProbe;

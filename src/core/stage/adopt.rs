@@ -5,10 +5,10 @@
 //! of the uuid it names, or whose new name another container holds, is left alone and logged.
 
 use super::containers::{Naming, DB};
-use super::interfaces::{ContainerInfo, NetworkInfo, Owner};
 use super::model::Stage;
 use super::{naming, Stages};
-use crate::config::Config;
+use crate::core::interfaces::{ContainerInfo, NetworkInfo, Owner};
+use crate::core::settings::Settings;
 use crate::core::Result;
 use std::collections::HashMap;
 
@@ -25,7 +25,7 @@ fn labels_match(
 }
 
 impl Stages {
-    pub(super) async fn adopt_by_labels(&self, config: &Config) -> Result<()> {
+    pub(super) async fn adopt_by_labels(&self, config: &Settings) -> Result<()> {
         let naming = naming(config);
         let label = naming.stage_label();
         // Listed first, then the records: a stage admitted meanwhile is then live, so what
@@ -104,7 +104,7 @@ impl Stages {
     /// keeps its alias), then remove the old one.
     async fn move_network(
         &self,
-        config: &Config,
+        config: &Settings,
         naming: &Naming,
         stage: &Stage,
         old: &NetworkInfo,

@@ -5,8 +5,8 @@
 
 use super::model::{Stage, StageState};
 use super::{naming, Stages};
-use crate::config::profile::Profile;
-use crate::config::Config;
+use crate::core::settings::Profile;
+use crate::core::settings::Settings;
 use crate::core::subscription::Subscription;
 use crate::core::{Error, Result};
 use std::path::PathBuf;
@@ -47,12 +47,11 @@ impl Stages {
         Ok(source)
     }
 
-    pub(super) async fn seed(&self, config: &Config, stage: &Stage, seed: &Seed) -> Result<()> {
+    pub(super) async fn seed(&self, config: &Settings, stage: &Stage, seed: &Seed) -> Result<()> {
         match seed {
             Seed::Empty => Ok(()),
             Seed::Template(path) => {
-                let p = path.clone();
-                let reader = self.blocking(move |s| s.reader(&p)).await?;
+                let reader = self.deps.backups.reader(path).await?;
                 self.restore_from(config, stage, stage.db_name(), reader)
                     .await
             }
@@ -70,7 +69,7 @@ impl Stages {
     }
 
     /// `pg_dump -Fc` in the source's db container piped into `pg_restore` in the new one.
-    async fn copy_database(&self, config: &Config, source: &Stage, stage: &Stage) -> Result<()> {
+    async fn copy_database(&self, config: &Settings, source: &Stage, stage: &Stage) -> Result<()> {
         let (to_restore, from_dump) = tokio::io::duplex(PIPE);
         let dump = self.dump_to(config, source, Box::new(to_restore));
         let restore = self.restore_from(config, stage, stage.db_name(), Box::new(from_dump));
@@ -83,19 +82,15 @@ impl Stages {
     /// A copy of the source's `dir` into the new stage's; the source's containers keep
     /// running, so what a file holds is what it held when the copy read it.
     async fn copy_dir(&self, source: &Stage, stage: &Stage, dir: &str) -> Result<()> {
-        let dirs = self.deps.dirs.clone();
-        let from = (source.subscription.to_string(), source.name.to_string());
-        let to = (stage.subscription.to_string(), stage.name.to_string());
-        let dir = dir.to_string();
-        tokio::task::spawn_blocking(move || dirs.copy_dir((&from.0, &from.1), (&to.0, &to.1), &dir))
-            .await
-            .map_err(|e| Error::internal("copying a stage directory", e))?
+        let from = (source.subscription.as_str(), source.name.as_str());
+        let to = (stage.subscription.as_str(), stage.name.as_str());
+        self.deps.dirs.copy_dir(from, to, dir).await
     }
 
     /// The profile's `neutralize_sql` on the copy, then its check, which must return 0.
     pub(super) async fn neutralize(
         &self,
-        config: &Config,
+        config: &Settings,
         profile: &Profile,
         stage: &Stage,
     ) -> Result<()> {

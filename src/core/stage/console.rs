@@ -1,13 +1,15 @@
 //! The stage's consoles: `stage.sql` on its database, `stage.logs` and `stage.exec` on its
 //! containers. Bounds are checked here, before anything reaches the engine or PostgreSQL.
 
+use super::common::profile_of;
 use super::containers::{APP, CODE_SERVER, DB};
-use super::create::profile_of;
-use super::interfaces::{ConsoleRoles, DbTarget, ExecRequest, LogLine, SqlRequest, SqlResult};
 use super::model::Stage;
 use super::transitions::Operation;
 use super::{naming, Stages};
-use crate::config::Config;
+use crate::core::interfaces::{
+    ConsoleRoles, DbTarget, ExecRequest, LogLine, SqlRequest, SqlResult,
+};
+use crate::core::settings::Settings;
 use crate::core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::pin::Pin;
@@ -84,14 +86,32 @@ impl tokio::io::AsyncWrite for Capped {
     }
 }
 
-/// `stage.sql` as the API takes it, defaults filled in.
-#[derive(Debug, Clone)]
+/// `stage.sql` as the API takes it: what is absent takes its default here (read-only, 30 s,
+/// 1000 rows, [`DEFAULT_MAX_BYTES`]).
+#[derive(Debug, Clone, Default)]
 pub struct SqlCall {
     pub query: String,
-    pub read_only: bool,
-    pub timeout_s: u64,
-    pub max_rows: usize,
-    pub max_bytes: usize,
+    pub read_only: Option<bool>,
+    pub timeout_s: Option<u64>,
+    pub max_rows: Option<usize>,
+    pub max_bytes: Option<usize>,
+}
+
+/// `stage.logs` and `stage.follow_logs`: `component` defaults to the app, `tail` to 100 (10
+/// when following, which the API says), `since` to the start.
+#[derive(Debug, Clone, Default)]
+pub struct LogsCall {
+    pub component: Option<String>,
+    pub tail: Option<usize>,
+    pub since: Option<String>,
+}
+
+/// `stage.exec`: `component` defaults to the app, `timeout_s` to 60.
+#[derive(Debug, Clone, Default)]
+pub struct ExecCall {
+    pub component: Option<String>,
+    pub command: Vec<String>,
+    pub timeout_s: Option<u64>,
 }
 
 /// `component` (default app) as a container role of this stage.
@@ -124,8 +144,25 @@ pub fn check_timeout(field: &str, s: u64) -> Result<Duration> {
     Ok(Duration::from_secs(s))
 }
 
+/// `tail` (`default` when absent), refused above [`MAX_TAIL`].
+fn check_tail(tail: Option<usize>, default: usize) -> Result<usize> {
+    let tail = tail.unwrap_or(default);
+    if tail > MAX_TAIL {
+        return Err(Error::invalid(
+            "tail",
+            format!("must be at most {MAX_TAIL}"),
+        ));
+    }
+    Ok(tail)
+}
+
 impl Stages {
-    pub async fn sql(&self, config: &Config, reference: &str, call: SqlCall) -> Result<SqlResult> {
+    pub async fn sql(
+        &self,
+        config: &Settings,
+        reference: &str,
+        call: SqlCall,
+    ) -> Result<SqlResult> {
         let SqlCall {
             query,
             read_only,
@@ -133,6 +170,10 @@ impl Stages {
             max_rows,
             max_bytes,
         } = call;
+        let read_only = read_only.unwrap_or(true);
+        let timeout_s = timeout_s.unwrap_or(30);
+        let max_rows = max_rows.unwrap_or(1000);
+        let max_bytes = max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
         let timeout = check_timeout("timeout_s", timeout_s)?;
         if !(1..=MAX_ROWS).contains(&max_rows) {
             return Err(Error::invalid(
@@ -201,7 +242,7 @@ impl Stages {
     /// The container of `component`, which must exist.
     async fn container_of(
         &self,
-        config: &Config,
+        config: &Settings,
         stage: &Stage,
         component: Option<&str>,
     ) -> Result<String> {
@@ -217,55 +258,50 @@ impl Stages {
 
     pub async fn logs(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
-        component: Option<&str>,
-        tail: Option<usize>,
-        since: Option<&str>,
+        call: LogsCall,
     ) -> Result<Vec<LogLine>> {
-        let tail = tail.unwrap_or(100);
-        if tail > MAX_TAIL {
-            return Err(Error::invalid(
-                "tail",
-                format!("must be at most {MAX_TAIL}"),
-            ));
-        }
-        let since = since
-            .map(|s| super::create::parse_end_date(s).map(|t| t.unix_timestamp()))
-            .transpose()
-            .map_err(|_| Error::invalid("since", "is not an RFC 3339 time"))?;
+        let tail = check_tail(call.tail, 100)?;
+        let since = call
+            .since
+            .as_deref()
+            .map(super::common::parse_since)
+            .transpose()?;
         let stage = self.find(reference)?;
-        let name = self.container_of(config, &stage, component).await?;
+        let name = self
+            .container_of(config, &stage, call.component.as_deref())
+            .await?;
         self.deps.engine.logs(&name, tail, since).await
     }
 
+    /// `call.since` plays no part: following starts from the tail.
     pub async fn follow_logs(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
-        component: Option<&str>,
-        tail: Option<usize>,
+        call: LogsCall,
     ) -> Result<futures::stream::BoxStream<'static, Result<LogLine>>> {
-        let tail = tail.unwrap_or(10);
-        if tail > MAX_TAIL {
-            return Err(Error::invalid(
-                "tail",
-                format!("must be at most {MAX_TAIL}"),
-            ));
-        }
+        let tail = check_tail(call.tail, 10)?;
         let stage = self.find(reference)?;
-        let name = self.container_of(config, &stage, component).await?;
+        let name = self
+            .container_of(config, &stage, call.component.as_deref())
+            .await?;
         self.deps.engine.follow_logs(&name, tail).await
     }
 
     pub async fn exec(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
-        component: Option<&str>,
-        command: Vec<String>,
-        timeout_s: Option<u64>,
+        call: ExecCall,
     ) -> Result<ExecResult> {
+        let ExecCall {
+            component,
+            command,
+            timeout_s,
+        } = call;
+        let component = component.as_deref();
         let timeout = check_timeout("timeout_s", timeout_s.unwrap_or(60))?;
         if command.is_empty() || command[0].is_empty() {
             return Err(Error::invalid(

@@ -1,9 +1,9 @@
 //! Pure construction of a stage's container specs from its profile: names, labels,
 //! placeholders, mounts, limits, the published port.
 
-use super::interfaces::{ContainerSpec, Owner};
 use super::model::Stage;
-use crate::config::profile::{Component, Profile};
+use crate::core::interfaces::{ContainerSpec, Owner};
+use crate::core::settings::{Component, Profile};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -101,8 +101,17 @@ pub struct SpecContext<'a> {
     pub logs: Option<(u64, u32)>,
 }
 
+/// The signal that stops a component's container: the profile's, else PostgreSQL's fast
+/// shutdown (SIGINT) for the database and SIGTERM for the rest.
+pub fn stop_signal(component: Option<&Component>, role: &str) -> String {
+    let default = if role == DB { "SIGINT" } else { "SIGTERM" };
+    component
+        .and_then(|c| c.stop_signal)
+        .map_or(default.to_string(), |sig| sig.0.as_str().to_string())
+}
+
 impl SpecContext<'_> {
-    fn base(&self, component: &Component, role: &str, default_signal: &str) -> ContainerSpec {
+    fn base(&self, component: &Component, role: &str) -> ContainerSpec {
         let s = self.stage;
         let mounts = component
             .mounts
@@ -130,10 +139,7 @@ impl SpecContext<'_> {
             aliases: vec![],
             mounts,
             publish: None,
-            stop_signal: component
-                .stop_signal
-                .map(|sig| sig.0.as_str().to_string())
-                .unwrap_or_else(|| default_signal.to_string()),
+            stop_signal: stop_signal(Some(component), role),
             stop_timeout_s: self.grace_s,
             memory_bytes: memory_mb.map(|m| (m * 1024 * 1024) as i64),
             nano_cpus: cpus.map(|c| (c * 1e9) as i64),
@@ -145,7 +151,7 @@ impl SpecContext<'_> {
     }
 
     pub fn db(&self) -> ContainerSpec {
-        let mut spec = self.base(&self.profile.db, DB, "SIGINT");
+        let mut spec = self.base(&self.profile.db, DB);
         spec.aliases = vec![DB.to_string()];
         // PostgreSQL's parallel queries outgrow the engine's 64 MB /dev/shm.
         let shm_mb = self.profile.db.shm_size_mb.unwrap_or(256);
@@ -154,7 +160,7 @@ impl SpecContext<'_> {
     }
 
     pub fn app(&self, bind: IpAddr, http_port: u16) -> ContainerSpec {
-        let mut spec = self.base(&self.profile.app, APP, "SIGTERM");
+        let mut spec = self.base(&self.profile.app, APP);
         // The subscription's env wins over the profile's.
         spec.env.extend(self.stage.settings.env.clone());
         spec.publish = Some((bind, http_port, self.profile.app.port));
@@ -165,7 +171,7 @@ impl SpecContext<'_> {
     /// published like the app's.
     pub fn code_server(&self, bind: IpAddr, port: u16, password: &str) -> Option<ContainerSpec> {
         let component = self.profile.code_server.as_ref()?;
-        let mut spec = self.base(component, CODE_SERVER, "SIGTERM");
+        let mut spec = self.base(component, CODE_SERVER);
         if let Some(var) = &component.password_env {
             spec.env.insert(var.clone(), password.to_string());
         }
@@ -178,7 +184,7 @@ impl SpecContext<'_> {
         if self.profile.app.init_command.is_empty() {
             return None;
         }
-        let mut spec = self.base(&self.profile.app, INIT, "SIGTERM");
+        let mut spec = self.base(&self.profile.app, INIT);
         spec.env.extend(self.stage.settings.env.clone());
         spec.command = self
             .profile
@@ -214,7 +220,7 @@ mod tests {
             name_prefix: "stagelet-".into(),
         };
         let s = stage();
-        let profile = crate::config::profile::odoo();
+        let profile = crate::core::settings::odoo_profile();
         let ctx = SpecContext {
             naming: &naming,
             stage: &s,

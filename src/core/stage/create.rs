@@ -3,20 +3,18 @@
 //! the checks and a reservation in memory: the engine is asked before, the record written after.
 
 use super::clone::Seed;
-use super::code_server::CodeServerState;
+use super::common::{check_domain_free, check_grace, grace, parse_end_date, profile_of, site};
 use super::containers::{db_user, SpecContext, APP, CODE_SERVER, DB, INIT};
-use super::interfaces::DbTarget;
 use super::model::{Stage, StageState, StageType, Step, SCHEMA_VERSION};
-use super::{naming, ports, Stages};
-use crate::config::profile::Profile;
-use crate::config::Config;
-use crate::core::names::Domain;
+use super::{naming, Stages};
+use crate::core::interfaces::DbTarget;
 use crate::core::names::StageName;
-use crate::core::site::{parse_domain, CodeServerSite, SiteSpec, SiteState};
+use crate::core::settings::Profile;
+use crate::core::settings::Settings;
+use crate::core::site::{parse_domain, SiteState};
 use crate::core::subscription::Subscription;
 use crate::core::{time, Error, Result};
 use rand::distr::{Alphanumeric, SampleString};
-use std::collections::HashSet;
 use std::time::Duration;
 
 /// `stage.create` as the core takes it: raw values, validated here.
@@ -32,47 +30,11 @@ pub struct NewStage {
 
 /// How long an app's init command may run.
 const INIT_TIMEOUT: Duration = Duration::from_secs(1800);
-/// A grace period above an hour is a typo.
-pub const MAX_GRACE_S: u64 = 3600;
-
-pub fn parse_end_date(raw: &str) -> Result<time::Timestamp> {
-    ::time::OffsetDateTime::parse(raw, &::time::format_description::well_known::Rfc3339)
-        .map(|t| t.to_offset(::time::UtcOffset::UTC))
-        .map_err(|e| Error::invalid("end_date", format!("{raw:?} is not an RFC 3339 time: {e}")))
-}
-
-pub fn check_grace(g: Option<u64>) -> Result<Option<u64>> {
-    match g {
-        Some(s) if s > MAX_GRACE_S => Err(Error::invalid(
-            "grace_period_s",
-            format!("must be at most {MAX_GRACE_S}"),
-        )),
-        g => Ok(g),
-    }
-}
-
-/// The grace period: per call, else per stage, else per profile, else `lifecycle.grace_period`.
-pub fn grace(config: &Config, profile: &Profile, stage: &Stage, call: Option<u64>) -> Duration {
-    call.or(stage.grace_period_s)
-        .map(Duration::from_secs)
-        .or(profile.grace_period.map(|g| g.0))
-        .unwrap_or(config.lifecycle.grace_period.0)
-}
-
-pub fn profile_of<'a>(config: &'a Config, stage_profile: &str) -> Result<&'a Profile> {
-    config.profiles.get(stage_profile).ok_or_else(|| {
-        Error::invalid(
-            "profile",
-            format!("profile {stage_profile:?} is no longer in the configuration"),
-        )
-    })
-}
-
 impl Stages {
     /// `current` says, under admission, whether `sub` still exists (a delete takes admission).
     pub async fn create(
         &self,
-        config: &Config,
+        config: &Settings,
         sub: &Subscription,
         req: NewStage,
         current: &(dyn Fn() -> Result<()> + Sync),
@@ -183,65 +145,6 @@ impl Stages {
         }
     }
 
-    /// The ports the engine publishes. Something on the host may use a port without any
-    /// record knowing: asked before admission, then [`choose_port`](Self::choose_port) skips
-    /// them along with the records' ports and what the host uses.
-    pub(super) async fn engine_ports(&self) -> Result<HashSet<u16>> {
-        Ok(self
-            .deps
-            .engine
-            .published_ports()
-            .await?
-            .into_iter()
-            .collect())
-    }
-
-    /// An HTTP port free of the records, the engine's ports and the host.
-    pub(super) fn choose_port(
-        &self,
-        config: &Config,
-        live: &[Stage],
-        published: &HashSet<u16>,
-    ) -> Result<u16> {
-        let held = live.iter().filter_map(|s| s.http_port);
-        self.allocate(config, config.ports.http, "ports.http", held, published)
-    }
-
-    /// A code-server port, by the same rules.
-    pub(super) fn choose_code_port(
-        &self,
-        config: &Config,
-        live: &[Stage],
-        published: &HashSet<u16>,
-    ) -> Result<u16> {
-        let held = live
-            .iter()
-            .filter_map(|s| s.code_server.as_ref().and_then(|c| c.port));
-        self.allocate(
-            config,
-            config.ports.code_server,
-            "ports.code_server",
-            held,
-            published,
-        )
-    }
-
-    fn allocate(
-        &self,
-        config: &Config,
-        range: crate::config::types::PortRange,
-        key: &str,
-        held: impl Iterator<Item = u16>,
-        published: &HashSet<u16>,
-    ) -> Result<u16> {
-        let mut held: HashSet<u16> = held.collect();
-        held.extend(published);
-        let bind = config.ports.bind_address;
-        let probe = self.deps.ports.clone();
-        ports::choose(range, &held, |p| probe.in_use(bind, p))
-            .ok_or_else(|| Error::LimitExceeded(format!("no free port left in {key} {range}")))
-    }
-
     /// A cancelled stage's record makes room for the new stage `new` of the same name.
     async fn retire_tombstone(&self, key: &str, new: uuid::Uuid) -> Result<()> {
         let old = self
@@ -274,7 +177,7 @@ impl Stages {
 
     async fn build(
         &self,
-        config: &Config,
+        config: &Settings,
         profile: &Profile,
         stage: &mut Stage,
         seed: &Seed,
@@ -293,7 +196,8 @@ impl Stages {
         self.step(stage, Step::Directories).await?;
         self.deps
             .dirs
-            .create(stage.subscription.as_str(), stage.name.as_str())?;
+            .create(stage.subscription.as_str(), stage.name.as_str())
+            .await?;
         self.own_dirs(
             profile,
             stage.subscription.as_str(),
@@ -320,7 +224,7 @@ impl Stages {
             profile,
             data_dir: &data_dir,
             grace_s,
-            logs: Some((config.logs.max_size_mb, config.logs.max_files)),
+            logs: config.images.log_caps(),
         };
         let (db_spec, app_spec, init_spec) = (
             ctx.db(),
@@ -422,7 +326,7 @@ impl Stages {
     }
 
     /// Removes whatever the steps made and leaves a tombstone with the error.
-    pub(super) async fn roll_back(&self, config: &Config, stage: &mut Stage, error: &str) {
+    pub(super) async fn roll_back(&self, config: &Settings, stage: &mut Stage, error: &str) {
         self.emit(stage, "create", "rollback", error);
         if let Err(e) = self.tear_down(config, stage, true).await {
             tracing::error!(stage = %stage.reference(), error = %e, "rollback left something behind");
@@ -440,7 +344,12 @@ impl Stages {
 
     /// Containers, network, nginx site and (with `data`) directories: everything of a stage.
     /// Every piece is tried even when one fails; the first failure is returned.
-    pub(super) async fn tear_down(&self, config: &Config, stage: &Stage, data: bool) -> Result<()> {
+    pub(super) async fn tear_down(
+        &self,
+        config: &Settings,
+        stage: &Stage,
+        data: bool,
+    ) -> Result<()> {
         let naming = naming(config);
         // Only what carries this stage's uuid: a same-named container of another stage stays.
         let owner = naming.owner(stage);
@@ -469,47 +378,10 @@ impl Stages {
             results.push(
                 self.deps
                     .dirs
-                    .remove(stage.subscription.as_str(), stage.name.as_str()),
+                    .remove(stage.subscription.as_str(), stage.name.as_str())
+                    .await,
             );
         }
         results.into_iter().collect()
     }
-}
-
-/// The proxy's view of a stage in `state`, with its code server's block while it holds a port.
-pub fn site(stage: &Stage, state: SiteState) -> SiteSpec {
-    let code_server = stage.code_server.as_ref().and_then(|cs| {
-        Some(CodeServerSite {
-            domain: cs.domain.clone(),
-            port: cs.port?,
-            running: cs.state == CodeServerState::Running && state == SiteState::Running,
-        })
-    });
-    SiteSpec {
-        subscription: stage.subscription.clone(),
-        name: stage.name.clone(),
-        domain: stage.domain.clone(),
-        state,
-        http_port: stage.http_port.unwrap_or(0),
-        code_server,
-    }
-}
-
-/// A domain is taken by any live stage, and by any live stage's code server.
-pub fn check_domain_free(live: &[Stage], domain: &Domain) -> Result<()> {
-    for s in live {
-        let code = s.code_server.as_ref().map(|c| &c.domain);
-        if &s.domain == domain || code == Some(domain) {
-            let whose = if &s.domain == domain {
-                "stage"
-            } else {
-                "the code server of"
-            };
-            return Err(Error::Conflict {
-                what: "domain",
-                id: format!("{domain} ({whose} {})", s.reference()),
-            });
-        }
-    }
-    Ok(())
 }

@@ -2,13 +2,13 @@
 //! into the addons directory, record what was deployed, restart the app. Input is validated
 //! before anything runs; a failed fetch or checkout leaves the addons as they were.
 
-use super::containers::APP;
-use super::create::{grace, profile_of};
-use super::interfaces::{CheckoutLimits, FetchRequest};
+use super::common::{grace, profile_of};
+use super::containers::{stop_signal, APP};
 use super::model::{Stage, StageState};
 use super::transitions::Operation;
 use super::{naming, Stages};
-use crate::config::Config;
+use crate::core::interfaces::{CheckoutLimits, FetchRequest};
+use crate::core::settings::Settings;
 use crate::core::time::{self, Timestamp};
 use crate::core::{git_input, Error, Result};
 use serde::{Deserialize, Serialize};
@@ -62,10 +62,30 @@ pub struct DeployRequest {
     pub submodules: bool,
 }
 
+impl DeployRequest {
+    /// The API's parameters, with the defaults: keep what the addons directory holds beside
+    /// the checkout, restart the app, leave submodules out.
+    pub fn new(
+        repository: String,
+        branch: String,
+        clear_destination: Option<bool>,
+        restart: Option<bool>,
+        submodules: Option<bool>,
+    ) -> Self {
+        DeployRequest {
+            repository,
+            branch,
+            clear_destination: clear_destination.unwrap_or(false),
+            restart: restart.unwrap_or(true),
+            submodules: submodules.unwrap_or(false),
+        }
+    }
+}
+
 impl Stages {
     pub async fn deploy(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
         req: DeployRequest,
     ) -> Result<Stage> {
@@ -95,9 +115,9 @@ impl Stages {
         );
         let commit = self.deps.git.fetch(&fetch).await?;
         self.emit(&stage, "deploy", "checkout", commit.hash.clone());
-        let scratch = self.deps.dirs.scratch(&sub, &name)?;
+        let scratch = self.deps.dirs.scratch(&sub, &name).await?;
         if let Err(e) = self.deps.git.export(&fetch, &commit.hash, &scratch).await {
-            let _ = self.deps.dirs.drop_scratch(&sub, &name);
+            let _ = self.deps.dirs.drop_scratch(&sub, &name).await;
             return Err(e);
         }
         self.emit(
@@ -110,21 +130,12 @@ impl Stages {
                 "laid over"
             },
         );
-        let dirs = self.deps.dirs.clone();
-        let clear = req.clear_destination;
-        tokio::task::spawn_blocking(move || {
-            dirs.lay_out_dir(&sub, &name, "addons", &scratch, clear)
-        })
-        .await
-        .map_err(|e| Error::internal("laying out the addons", e))??;
+        self.deps
+            .dirs
+            .lay_out_dir(&sub, &name, "addons", &scratch, req.clear_destination)
+            .await?;
         let profile = profile_of(config, &stage.profile)?;
-        self.own_dirs(
-            profile,
-            stage.subscription.as_str(),
-            stage.name.as_str(),
-            Some("addons"),
-        )
-        .await?;
+        self.own_dirs(profile, &sub, &name, Some("addons")).await?;
         stage.git = GitState {
             repository: Some(repo.url),
             branch: Some(branch),
@@ -154,12 +165,9 @@ impl Stages {
     }
 
     /// The app alone, so it loads the new code; the database keeps running.
-    async fn restart_app(&self, config: &Config, stage: &Stage) -> Result<()> {
+    async fn restart_app(&self, config: &Settings, stage: &Stage) -> Result<()> {
         let profile = profile_of(config, &stage.profile)?;
-        let signal = profile
-            .app
-            .stop_signal
-            .map_or("SIGTERM".to_string(), |s| s.0.as_str().to_string());
+        let signal = stop_signal(Some(&profile.app), APP);
         let name = naming(config).container(stage, APP);
         self.deps
             .engine

@@ -4,16 +4,17 @@
 mod adopt;
 pub mod backup;
 mod clone;
-mod code_ops;
+mod common;
+
 pub mod code_server;
 pub mod console;
 pub mod containers;
 mod create;
 pub mod deploy;
 pub mod events;
-pub mod interfaces;
+
+mod lifecycle;
 pub mod model;
-mod ops;
 mod ownership;
 pub mod ports;
 pub mod pull;
@@ -24,21 +25,25 @@ pub mod scheduler;
 mod stats;
 pub mod transitions;
 pub mod usage;
+mod view;
 
-use crate::config::Config;
+use crate::core::interfaces::ProxySites;
+use crate::core::interfaces::{
+    BackupStore, DatabaseDumps, Engine, Git, HostFiles, PortProbe, StageDatabase, StageDirs,
+    UsageMeter,
+};
 use crate::core::interfaces::{RecordKind, RecordStore};
-use crate::core::site::ProxySites;
+use crate::core::settings::Settings;
 use crate::core::{Error, Result};
-use containers::{Naming, CODE_SERVER};
+use containers::Naming;
 use events::{Event, Events};
-use interfaces::{BackupStore, Engine, Git, PortProbe, StageDatabase, StageDirs, UsageMeter};
-use model::{ComponentView, Stage, StageState, StageView};
+use model::{Stage, StageState};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use uuid::Uuid;
 
 pub use create::NewStage;
-pub use ops::StagePatch;
+pub use lifecycle::StagePatch;
 
 /// Everything the stage operations are written against.
 pub struct StageDeps {
@@ -51,6 +56,8 @@ pub struct StageDeps {
     pub meter: Arc<dyn UsageMeter>,
     pub git: Arc<dyn Git>,
     pub backups: Arc<dyn BackupStore>,
+    pub dumps: Arc<dyn DatabaseDumps>,
+    pub files: Arc<dyn HostFiles>,
 }
 
 pub struct Stages {
@@ -215,105 +222,9 @@ impl Stages {
         }
         counts
     }
-
-    /// The API's view: the record plus the containers as the engine sees them, and drift.
-    pub async fn view(&self, config: &Config, stage: &Stage) -> StageView {
-        let naming = naming(config);
-        let network = naming.network(stage);
-        let mut components = BTreeMap::new();
-        let mut drift = vec![];
-        for &role in containers::components(stage) {
-            let name = naming.container(stage, role);
-            let (view, running) = match self.deps.engine.inspect_container(&name, &network).await {
-                Ok(Some(info)) => (
-                    ComponentView {
-                        digest: self.running_digest(&info).await,
-                        image: Some(info.image),
-                        container_id: Some(info.id),
-                        status: info.status,
-                    },
-                    Some(info.running),
-                ),
-                Ok(None) => (
-                    ComponentView {
-                        container_id: None,
-                        status: "missing".into(),
-                        image: None,
-                        digest: None,
-                    },
-                    None,
-                ),
-                Err(e) => {
-                    drift.push(format!("cannot inspect {role}: {e}"));
-                    (
-                        ComponentView {
-                            container_id: None,
-                            status: "unknown".into(),
-                            image: None,
-                            digest: None,
-                        },
-                        Some(false),
-                    )
-                }
-            };
-            if let Some(d) = drift_of(role, &expected(stage, role), running, &view.status) {
-                drift.push(d);
-            }
-            components.insert(role.to_string(), view);
-        }
-        let addons = self
-            .deps
-            .dirs
-            .root(stage.subscription.as_str(), stage.name.as_str())
-            .join("addons");
-        StageView::new(stage, addons.display().to_string(), components, drift)
-    }
 }
 
-/// What the record says a container should be: running, made but not running, or absent
-/// (`None`: nothing is expected, as during a build).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Expect {
-    Running(String),
-    Stopped(String),
-    Absent(String),
-    Unknown,
-}
-
-fn expected(stage: &Stage, role: &str) -> Expect {
-    use code_server::CodeServerState as Cs;
-    let why = |what: &str| format!("the {what} is {}", stage.state.as_str());
-    if role == CODE_SERVER {
-        return match stage.code_server.as_ref().map(|c| c.state) {
-            Some(Cs::Running) => Expect::Running("the code server is running".into()),
-            Some(Cs::Stopped) => Expect::Stopped("the code server is stopped".into()),
-            Some(Cs::Draft) | None => Expect::Absent("the code server is a draft".into()),
-        };
-    }
-    match stage.state {
-        StageState::Running => Expect::Running(why("stage")),
-        StageState::Stopped => Expect::Stopped(why("stage")),
-        StageState::Terminated | StageState::Cancelled => Expect::Absent(why("stage")),
-        StageState::Build => Expect::Unknown,
-    }
-}
-
-/// The drift line for a container the engine shows as `running` (`None`: missing).
-fn drift_of(role: &str, expect: &Expect, running: Option<bool>, status: &str) -> Option<String> {
-    match (expect, running) {
-        (Expect::Running(_) | Expect::Stopped(_), None) => {
-            Some(format!("{role} container is missing"))
-        }
-        (Expect::Running(why), Some(false)) if status != "unknown" => {
-            Some(format!("{role} container is {status} while {why}"))
-        }
-        (Expect::Stopped(why), Some(true)) => Some(format!("{role} container runs while {why}")),
-        (Expect::Absent(why), Some(_)) => Some(format!("{role} container exists while {why}")),
-        _ => None,
-    }
-}
-
-pub fn naming(config: &Config) -> Naming {
+pub fn naming(config: &Settings) -> Naming {
     Naming {
         label_prefix: config.docker.label_prefix.clone(),
         name_prefix: config.docker.name_prefix.clone(),
@@ -324,8 +235,6 @@ pub fn naming(config: &Config) -> Naming {
 mod tests {
     use super::*;
     use crate::core::fakes;
-    use code_server::{CodeServer, CodeServerState};
-    use containers::{APP, DB};
 
     /// Admission holds the checks only: the engine is asked before it is taken, the record
     /// written after it is let go.
@@ -368,7 +277,7 @@ mod tests {
             let stages = stages.clone();
             async move {
                 stages
-                    .create(&Config::default(), &sub, req, &|| Ok(()))
+                    .create(&Settings::default(), &sub, req, &|| Ok(()))
                     .await
             }
         });
@@ -395,7 +304,7 @@ mod tests {
             .collect();
         let meter = Arc::new(fakes::SlowMeter::default());
         let stages = Stages::load(fakes::deps(fakes::store_with(&all), meter)).unwrap();
-        let config = Config::default();
+        let config = Settings::default();
         for s in &all {
             stages
                 .update(&config, &s.reference(), Default::default())
@@ -410,42 +319,5 @@ mod tests {
         let len = stages.locks.lock().unwrap().len();
         assert!(len <= 2, "{len} locks kept");
         drop(held);
-    }
-
-    #[test]
-    fn drift_follows_the_stage_and_its_code_server() {
-        let mut s = fakes::stage("a", "b", StageState::Running);
-        let line = |s: &Stage, role: &str, running: Option<bool>, status: &str| {
-            drift_of(role, &expected(s, role), running, status)
-        };
-        assert_eq!(line(&s, APP, Some(true), "running"), None);
-        assert_eq!(
-            line(&s, APP, Some(false), "exited").as_deref(),
-            Some("app container is exited while the stage is running")
-        );
-        assert_eq!(
-            line(&s, DB, None, "missing").as_deref(),
-            Some("db container is missing")
-        );
-        // No code server: none expected.
-        assert_eq!(line(&s, CODE_SERVER, None, "missing"), None);
-        s.code_server = Some(CodeServer {
-            domain: crate::core::names::Domain::parse("c.a.com").unwrap(),
-            port: Some(25000),
-            state: CodeServerState::Stopped,
-            password: "x".into(),
-            resume_with_stage: false,
-        });
-        assert_eq!(
-            line(&s, CODE_SERVER, Some(true), "running").as_deref(),
-            Some("code_server container runs while the code server is stopped")
-        );
-        s.state = StageState::Terminated;
-        assert_eq!(
-            line(&s, APP, Some(false), "exited").as_deref(),
-            Some("app container exists while the stage is terminated")
-        );
-        s.state = StageState::Build;
-        assert_eq!(line(&s, APP, None, "missing"), None);
     }
 }

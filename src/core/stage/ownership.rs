@@ -2,8 +2,8 @@
 //! function of the profile, and applied after every operation that makes or fills them.
 
 use super::Stages;
-use crate::config::profile::{Component, Profile};
-use crate::core::{Error, Result};
+use crate::core::settings::{Component, Profile};
+use crate::core::Result;
 
 /// The owner and mode of one stage directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,26 +77,24 @@ impl Stages {
         if owners.is_empty() {
             return Ok(());
         }
-        let dirs = self.deps.dirs.clone();
-        let (sub, name) = (subscription.to_string(), name.to_string());
-        tokio::task::spawn_blocking(move || {
-            owners
-                .iter()
-                .try_for_each(|o| dirs.own(&sub, &name, &o.dir, o.uid, o.gid, o.mode))
-        })
-        .await
-        .map_err(|e| Error::internal("owning the stage directories", e))?
+        for o in owners {
+            self.deps
+                .dirs
+                .own(subscription, name, &o.dir, o.uid, o.gid, o.mode)
+                .await?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::images::RunAs;
+    use crate::core::settings::RunAs;
 
     #[test]
     fn the_app_owns_what_it_shares_and_the_code_server_joins_its_group() {
-        let p = crate::config::profile::odoo();
+        let p = crate::core::settings::odoo_profile();
         let owners = dir_owners(&p);
         let get = |d: &str| owners.iter().find(|o| o.dir == d).cloned();
         assert_eq!(
@@ -117,7 +115,7 @@ mod tests {
 
     #[test]
     fn without_run_as_nothing_is_owned() {
-        let mut p = crate::config::profile::odoo();
+        let mut p = crate::core::settings::odoo_profile();
         p.app.run_as = None;
         p.code_server.as_mut().unwrap().run_as = None;
         assert!(dir_owners(&p).is_empty());

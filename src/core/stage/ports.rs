@@ -1,11 +1,76 @@
-//! Port choice: the lowest port of a range that no stage holds and nothing on the host uses.
+//! Port choice: the lowest port of a range that no stage holds, the engine does not publish
+//! and nothing on the host uses.
 
-use crate::config::types::PortRange;
+use super::model::Stage;
+use super::Stages;
+use crate::core::settings::{PortRange, Settings};
+use crate::core::{Error, Result};
 use std::collections::HashSet;
 
 /// `busy` asks the host (something listens, a container publishes it).
 pub fn choose(range: PortRange, held: &HashSet<u16>, busy: impl Fn(u16) -> bool) -> Option<u16> {
     (range.first..=range.last).find(|p| !held.contains(p) && !busy(*p))
+}
+
+impl Stages {
+    /// The ports the engine publishes. Something on the host may use a port without any
+    /// record knowing: asked before admission, then [`choose_port`](Self::choose_port) skips
+    /// them along with the records' ports and what the host uses.
+    pub(super) async fn engine_ports(&self) -> Result<HashSet<u16>> {
+        Ok(self
+            .deps
+            .engine
+            .published_ports()
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// An HTTP port free of the records, the engine's ports and the host.
+    pub(super) fn choose_port(
+        &self,
+        config: &Settings,
+        live: &[Stage],
+        published: &HashSet<u16>,
+    ) -> Result<u16> {
+        let held = live.iter().filter_map(|s| s.http_port);
+        self.allocate(config, config.ports.http, "ports.http", held, published)
+    }
+
+    /// A code-server port, by the same rules.
+    pub(super) fn choose_code_port(
+        &self,
+        config: &Settings,
+        live: &[Stage],
+        published: &HashSet<u16>,
+    ) -> Result<u16> {
+        let held = live
+            .iter()
+            .filter_map(|s| s.code_server.as_ref().and_then(|c| c.port));
+        self.allocate(
+            config,
+            config.ports.code_server,
+            "ports.code_server",
+            held,
+            published,
+        )
+    }
+
+    fn allocate(
+        &self,
+        config: &Settings,
+        range: PortRange,
+        key: &str,
+        held: impl Iterator<Item = u16>,
+        published: &HashSet<u16>,
+    ) -> Result<u16> {
+        let mut held: HashSet<u16> = held.collect();
+        held.extend(published);
+        let bind = config.ports.bind_address;
+        let probe = self.deps.ports.clone();
+        choose(range, &held, |p| probe.in_use(bind, p))
+            .ok_or_else(|| Error::LimitExceeded(format!("no free port left in {key} {range}")))
+    }
 }
 
 #[cfg(test)]

@@ -4,35 +4,13 @@
 
 use super::model::Stage;
 use super::Stages;
-use crate::config::images::PullPolicy;
-use crate::config::profile::{Component, Profile};
-use crate::config::Config;
+use crate::core::settings::{Component, Profile, PullPolicy, Settings as Config};
 use crate::core::{Error, Result};
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Credentials for one registry. Its Debug never shows the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RegistryLogin {
-    pub server: String,
-    pub username: String,
-    pub password: String,
-    /// Where they came from, for error messages.
-    pub source: String,
-}
-
-impl fmt::Debug for RegistryLogin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryLogin")
-            .field("server", &self.server)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .field("source", &self.source)
-            .finish()
-    }
-}
+pub use crate::core::settings::RegistryLogin;
 
 /// How far a pull has come.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,7 +59,7 @@ impl Stages {
         config: &Config,
         profile: Option<&str>,
     ) -> Result<Vec<ImageDigest>> {
-        let name = profile.unwrap_or(&config.agent.default_profile);
+        let name = profile.unwrap_or(&config.default_profile);
         let p = config.profiles.get(name).ok_or_else(|| {
             Error::invalid("profile", format!("{name:?} names no profile of the agent"))
         })?;
@@ -105,7 +83,7 @@ impl Stages {
     /// The digest of the image a container runs, by the engine's image id.
     pub(super) async fn running_digest(
         &self,
-        info: &super::interfaces::ContainerInfo,
+        info: &crate::core::interfaces::ContainerInfo,
     ) -> Option<String> {
         if info.image_id.is_empty() {
             return None;
@@ -181,10 +159,12 @@ impl Stages {
                 return Ok(d);
             }
         }
-        let login = crate::config::registries::login_for(config, registry_of(image))
+        let login = config
+            .images
+            .login_for(registry_of(image))
             .map_err(|m| Error::Docker(format!("pulling {image}: {m}")))?;
         let source = login.as_ref().map_or_else(
-            || crate::config::registries::source_for(config, registry_of(image)),
+            || config.images.source_for(registry_of(image)),
             |l| l.source.clone(),
         );
         emit(format!("{image}: pulling from {}", registry_of(image)));

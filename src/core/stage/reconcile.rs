@@ -6,11 +6,11 @@
 
 use super::model::{StageState, Step};
 use super::{naming, Stages};
-use crate::config::Config;
+use crate::core::settings::Settings;
 use crate::core::Result;
 
 impl Stages {
-    pub async fn reconcile(&self, config: &Config) -> Result<()> {
+    pub async fn reconcile(&self, config: &Settings) -> Result<()> {
         let uuids: Vec<uuid::Uuid> = self.all().iter().map(|s| s.uuid).collect();
         for uuid in uuids {
             let Some(_g) = self.try_lock_stage(uuid) else {
@@ -42,7 +42,7 @@ impl Stages {
         for c in labelled {
             if let Some(uuid) = c.labels.get(&label).filter(|u| !live.contains(*u)) {
                 tracing::warn!(container = %c.name, "removing a container of no live stage");
-                let owner = super::interfaces::Owner {
+                let owner = crate::core::interfaces::Owner {
                     label: label.clone(),
                     uuid: uuid.clone(),
                 };
@@ -55,8 +55,8 @@ impl Stages {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
     use crate::core::fakes;
+    use crate::core::settings::Settings;
     use crate::core::stage::model::{StageState, Step};
     use crate::core::stage::transitions::Operation;
     use crate::core::stage::Stages;
@@ -66,7 +66,7 @@ mod tests {
     /// stage once the create has finished. A build nobody holds is a crash's: rolled back.
     #[tokio::test]
     async fn a_retried_reconcile_leaves_a_create_under_way_alone() {
-        let config = Config::default();
+        let config = Settings::default();
         let mut building = fakes::stage("acme", "new", StageState::Build);
         building.step = Some(Step::App);
         let mut crashed = fakes::stage("acme", "old", StageState::Build);

@@ -2,13 +2,13 @@
 //! `docker rm`, a prune) are made again from the record and the profile, and the db is
 //! watched while PostgreSQL is awaited, so a db that exits fails the wait at once.
 
+use super::common::grace;
 use super::containers::{Naming, SpecContext, APP, DB};
-use super::create::grace;
-use super::interfaces::DbTarget;
 use super::model::Stage;
 use super::{naming, Stages};
-use crate::config::profile::Profile;
-use crate::config::Config;
+use crate::core::interfaces::DbTarget;
+use crate::core::settings::Profile;
+use crate::core::settings::Settings;
 use crate::core::{Error, Result};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ impl Stages {
     /// as every place that makes its containers needs them.
     pub(super) fn with_specs<R>(
         &self,
-        config: &Config,
+        config: &Settings,
         profile: &Profile,
         stage: &Stage,
         f: impl FnOnce(&SpecContext) -> R,
@@ -38,7 +38,7 @@ impl Stages {
             profile,
             data_dir: &data_dir,
             grace_s: grace(config, profile, stage, None).as_secs(),
-            logs: Some((config.logs.max_size_mb, config.logs.max_files)),
+            logs: config.images.log_caps(),
         })
     }
 
@@ -46,7 +46,7 @@ impl Stages {
     /// A container of the stage's name that carries another stage's labels is refused.
     pub(super) async fn recreate_missing(
         &self,
-        config: &Config,
+        config: &Settings,
         profile: &Profile,
         stage: &Stage,
     ) -> Result<()> {

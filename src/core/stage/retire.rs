@@ -63,11 +63,7 @@ impl Stages {
             records.push((format!("stage-{key}"), json("a stage record", stage)?));
         }
         let label = archive_label(&id, time::now());
-        let archive = {
-            let (id, label) = (id.clone(), label.clone());
-            self.blocking(move |b| b.archive(&id, &label, &records))
-                .await?
-        };
+        let archive = self.deps.backups.archive(&id, &label, &records).await?;
         for (key, stage) in &tombstones {
             let store = self.deps.store.clone();
             let k = key.clone();
@@ -83,7 +79,8 @@ impl Stages {
             // Cancel removed these; a crash mid-cancel may have left some.
             self.deps
                 .dirs
-                .remove(stage.subscription.as_str(), stage.name.as_str())?;
+                .remove(stage.subscription.as_str(), stage.name.as_str())
+                .await?;
         }
         self.deps.git.remove_deploy_key(&id).await?;
         match &archive {
@@ -170,10 +167,10 @@ mod tests {
     async fn a_create_racing_a_delete_never_leaves_a_stage_without_its_subscription() {
         use crate::core::agent::Agent;
         use crate::core::stage::NewStage;
-        use crate::core::subscriptions::NewSubscription;
+        use crate::core::subscription::NewSubscription;
         let store = Arc::new(fakes::MemStore::default());
         let deps = fakes::deps(store.clone(), Arc::new(fakes::SlowMeter::default()));
-        let config = crate::config::shared(crate::config::Config::default());
+        let config = crate::core::settings::shared(crate::core::settings::Settings::default());
         let agent =
             Arc::new(Agent::new(config, store, deps, Arc::new(Host), Arc::new(Deps)).unwrap());
         let (mut created, mut deleted) = (0, 0);

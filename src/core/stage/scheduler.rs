@@ -1,10 +1,10 @@
 //! The scheduler: stops expired stages and cancels terminated stages past `purge_at`. What is
 //! due is a pure function of the stages, the configuration and the time, so tests pass any time.
 
+use super::lifecycle::expired;
 use super::model::{Stage, StageState, StopReason};
-use super::ops::expired;
 use super::Stages;
-use crate::config::Config;
+use crate::core::settings::Settings;
 use crate::core::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub enum Due {
     Purge(uuid::Uuid),
 }
 
-pub fn due(config: &Config, stages: &[Stage], now: Timestamp) -> Vec<Due> {
+pub fn due(config: &Settings, stages: &[Stage], now: Timestamp) -> Vec<Due> {
     stages
         .iter()
         .filter_map(|s| match s.state {
@@ -33,7 +33,7 @@ pub fn now() -> Timestamp {
 
 impl Stages {
     /// What is due at `now`, by the records as they are.
-    pub fn due_now(&self, config: &Config, now: Timestamp) -> Vec<Due> {
+    pub fn due_now(&self, config: &Settings, now: Timestamp) -> Vec<Due> {
         due(config, &self.all(), now)
     }
 
@@ -41,7 +41,7 @@ impl Stages {
     /// operation holds is left for the next round: one long backup delays nothing else), and
     /// the record is read again under it and checked again: a restore or an end_date moved
     /// since the list was made means there is nothing to do.
-    pub async fn run_one(&self, config: &Config, d: Due, now: Timestamp) {
+    pub async fn run_one(&self, config: &Settings, d: Due, now: Timestamp) {
         let (uuid, what) = match d {
             Due::Expire(u) => (u, "expire"),
             Due::Purge(u) => (u, "purge"),
@@ -70,7 +70,7 @@ impl Stages {
     }
 
     /// Does what is due at `now`, each stage on its own.
-    pub async fn run_due(&self, config: &Config, now: Timestamp) {
+    pub async fn run_due(&self, config: &Settings, now: Timestamp) {
         let work = self
             .due_now(config, now)
             .into_iter()
@@ -104,7 +104,7 @@ mod tests {
     /// takes the lock: the restored stage stays, with its data.
     #[tokio::test]
     async fn a_purge_decided_before_a_restore_spares_the_restored_stage() {
-        let config = Config::default();
+        let config = Settings::default();
         let now = crate::core::time::now();
         let mut s = crate::core::fakes::stage("acme", "qa", StageState::Terminated);
         (s.purge_at, s.http_port) = (Some(now - Duration::seconds(1)), None);
@@ -123,7 +123,7 @@ mod tests {
     /// An expiry decided before the end date was moved: the stage keeps running.
     #[tokio::test]
     async fn an_expiry_decided_before_an_extension_leaves_the_stage_running() {
-        let config = Config::default();
+        let config = Settings::default();
         let now = crate::core::time::now();
         let mut s = crate::core::fakes::stage("acme", "qa", StageState::Running);
         s.end_date = Some(now - Duration::hours(1));
@@ -145,7 +145,7 @@ mod tests {
     /// A stage an operation holds is skipped at once, not waited for; the others go on.
     #[tokio::test]
     async fn a_busy_stage_is_skipped_and_holds_up_no_other() {
-        let config = Config::default();
+        let config = Settings::default();
         let now = crate::core::time::now();
         let mut busy = crate::core::fakes::stage("acme", "busy", StageState::Running);
         busy.end_date = Some(now - Duration::hours(1));
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn what_is_due_when() {
-        let mut config = Config::default();
+        let mut config = Settings::default();
         let t = ::time::OffsetDateTime::UNIX_EPOCH + Duration::days(100);
         let running_expired = stage(StageState::Running, Some(t - Duration::hours(1)), None);
         let running_future = stage(StageState::Running, Some(t + Duration::hours(1)), None);
@@ -190,7 +190,7 @@ mod tests {
             ]
         );
         // expiry_grace pushes the stop later.
-        config.lifecycle.expiry_grace = crate::config::types::Dur::secs(7200);
+        config.lifecycle.expiry_grace = crate::core::settings::Dur::secs(7200);
         assert_eq!(due(&config, &all, t), vec![Due::Purge(purge_now.uuid)]);
         assert_eq!(
             due(&config, &all, t + Duration::hours(2)),

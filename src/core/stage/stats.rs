@@ -1,9 +1,9 @@
 //! `stage.stats`: one Docker stats sample of each of a stage's containers, taken together.
 
 use super::containers::components;
-use super::interfaces::ContainerStats;
 use super::{naming, Stages};
-use crate::config::Config;
+use crate::core::interfaces::ContainerStats;
+use crate::core::settings::Settings;
 use crate::core::Result;
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ impl Stages {
     /// Per component: CPU %, memory and memory limit; `None` when it is not running.
     pub async fn stats(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
     ) -> Result<BTreeMap<String, Option<ContainerStats>>> {
         let stage = self.find(reference)?;

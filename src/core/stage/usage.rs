@@ -1,12 +1,12 @@
 //! A stage's storage: measuring its db, filestore and addons directories, one walk shared by
 //! concurrent refreshes, the periodic background pass, and the subscription's storage limit.
 
-use super::interfaces::{DirUsage, MeasurePriority};
 use super::model::{Stage, StageState};
 use super::transitions::Operation;
 use super::{naming, Stages};
-use crate::config::Config;
+use crate::core::interfaces::{DirUsage, MeasurePriority};
 use crate::core::names::SubscriptionId;
+use crate::core::settings::Settings;
 use crate::core::time::{self, Timestamp};
 use crate::core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -115,7 +115,7 @@ impl Stages {
     /// Measures now, or joins the walk already running for this stage.
     pub async fn measure(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
         priority: MeasurePriority,
     ) -> Result<Measured> {
@@ -151,17 +151,15 @@ impl Stages {
         Ok(measured)
     }
 
-    async fn walk(&self, config: &Config, stage: Stage, priority: MeasurePriority) -> Measured {
+    async fn walk(&self, config: &Settings, stage: Stage, priority: MeasurePriority) -> Measured {
         let root = self
             .deps
             .dirs
             .root(stage.subscription.as_str(), stage.name.as_str());
-        let meter = self.deps.meter.clone();
-        let dirs = tokio::task::spawn_blocking(move || {
-            ["db", "filestore", "addons"].map(|d| meter.measure(&root.join(d), priority))
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let mut dirs = [DirUsage::default(); 3];
+        for (usage, d) in dirs.iter_mut().zip(["db", "filestore", "addons"]) {
+            *usage = self.deps.meter.measure(&root.join(d), priority).await;
+        }
         let storage = Storage::from_dirs(dirs[0], dirs[1], dirs[2], time::now());
         let counted = tokio::time::timeout(ACTIVE_USERS_TIMEOUT, self.active_users(config, &stage))
             .await
@@ -186,8 +184,8 @@ impl Stages {
     }
 
     /// The profile's `active_users_query` on the stage database, when the stage runs.
-    async fn active_users(&self, config: &Config, stage: &Stage) -> Result<Option<u64>> {
-        let profile = super::create::profile_of(config, &stage.profile)?;
+    async fn active_users(&self, config: &Settings, stage: &Stage) -> Result<Option<u64>> {
+        let profile = super::common::profile_of(config, &stage.profile)?;
         if stage.state != StageState::Running || profile.active_users_query.trim().is_empty() {
             return Ok(None);
         }
@@ -216,7 +214,7 @@ impl Stages {
 
     /// The background pass: stale stages one at a time, at idle priority, each within
     /// `BACKGROUND_STAGE_TIMEOUT` so that one stage never holds up the others.
-    pub async fn measure_stale(&self, config: &Config, now: Timestamp) {
+    pub async fn measure_stale(&self, config: &Settings, now: Timestamp) {
         for uuid in stale(&self.all(), config.usage.interval.0, now) {
             // A stage an operation holds waits for a later pass rather than hold up the others.
             if self.try_lock_stage(uuid).is_none() {
@@ -271,7 +269,7 @@ mod tests {
             ..Default::default()
         });
         let stages = Stages::load(fakes::deps(store.clone(), meter.clone())).unwrap();
-        let config = Config::default();
+        let config = Settings::default();
         let refresh = || stages.measure(&config, "acme/qa", MeasurePriority::Interactive);
         let all = futures::future::join_all((0..5).map(|_| refresh())).await;
         // One walk: three directories measured once, and every caller got its figures.
@@ -299,7 +297,11 @@ mod tests {
         let meter = Arc::new(SlowMeter::default());
         let stages = Stages::load(fakes::deps(fakes::store_with(&[gone]), meter.clone())).unwrap();
         let err = stages
-            .measure(&Config::default(), "acme/old", MeasurePriority::Interactive)
+            .measure(
+                &Settings::default(),
+                "acme/old",
+                MeasurePriority::Interactive,
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidState { .. }), "{err}");

@@ -4,7 +4,7 @@
 
 use super::client::{is_not_found, DockerEngine};
 use super::spec::body;
-use crate::core::stage::interfaces::{
+use crate::core::interfaces::{
     ContainerInfo, ContainerSpec, ContainerStats, Engine, ExecRequest, ExecStatus, LogLine,
     NetworkInfo, Owner, StopOutcome,
 };

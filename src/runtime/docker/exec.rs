@@ -3,7 +3,7 @@
 //! and logs with the engine's timestamps.
 
 use super::client::DockerEngine;
-use crate::core::stage::interfaces::{ExecRequest, ExecStatus, LogLine};
+use crate::core::interfaces::{ExecRequest, ExecStatus, LogLine};
 use crate::core::{Error, Result};
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};

@@ -2,7 +2,7 @@
 //! names their owner, and containers moved between them (the start-up move to new names).
 
 use super::client::{is_not_found, DockerEngine};
-use crate::core::stage::interfaces::{NetworkInfo, Owner};
+use crate::core::interfaces::{NetworkInfo, Owner};
 use crate::core::{Error, Result};
 use bollard::models::{
     EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,

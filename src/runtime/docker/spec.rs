@@ -1,7 +1,7 @@
 //! The core's container spec as the engine's create request: image, command, env, labels,
 //! the published port, bind mounts, the stage network with its aliases, limits and restart.
 
-use crate::core::stage::interfaces::ContainerSpec;
+use crate::core::interfaces::ContainerSpec;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
     RestartPolicy, RestartPolicyNameEnum,

@@ -2,7 +2,7 @@
 //! computed the way `docker stats` computes them.
 
 use super::client::{is_not_found, DockerEngine};
-use crate::core::stage::interfaces::{ContainerStats, Engine};
+use crate::core::interfaces::{ContainerStats, Engine};
 use crate::core::Result;
 use bollard::models::ContainerStatsResponse;
 use bollard::query_parameters::StatsOptions;

@@ -10,8 +10,9 @@ pub mod render;
 pub mod snippet;
 
 use crate::config::Config;
+use crate::core::interfaces::ProxySites;
 use crate::core::names::{StageName, SubscriptionId};
-use crate::core::site::{site_key, ProxySites, SiteSpec};
+use crate::core::site::{site_key, SiteSpec};
 use crate::core::{Error, Result};
 use control::Control;
 use render::RenderOptions;

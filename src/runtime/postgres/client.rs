@@ -2,9 +2,7 @@
 //! agent's own queries (readiness, counts, the console roles) run with a statement and lock
 //! timeout, so a tenant holding a lock delays them seconds, never forever.
 
-use crate::core::stage::interfaces::{
-    ConsoleRoles, DbTarget, SqlRequest, SqlResult, StageDatabase,
-};
+use crate::core::interfaces::{ConsoleRoles, DbTarget, SqlRequest, SqlResult, StageDatabase};
 use crate::core::{Error, Result};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;

@@ -3,7 +3,7 @@
 //! rows read as they come and kept up to `max_rows` and `max_bytes`, values turned into JSON
 //! faithfully from PostgreSQL's own text form.
 
-use crate::core::stage::interfaces::{DbTarget, SqlColumn, SqlRequest, SqlResult};
+use crate::core::interfaces::{DbTarget, SqlColumn, SqlRequest, SqlResult};
 use crate::core::{Error, Result};
 use base64::Engine as _;
 use futures::{pin_mut, TryStreamExt};

@@ -5,7 +5,7 @@
 //! (pg_write_all_data) but creates nothing the superuser could run. Settings a call left on
 //! either role are reset. The password goes as a SCRAM verifier.
 
-use crate::core::stage::interfaces::{ConsoleRoles, DbTarget};
+use crate::core::interfaces::{ConsoleRoles, DbTarget};
 use crate::core::{Error, Result};
 
 /// Memberships no console role may hold.

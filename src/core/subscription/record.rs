@@ -1,8 +1,8 @@
 //! The subscription record: a tenant with its stage limit, storage limit, profile and settings.
 
-use super::names::SubscriptionId;
-use super::time::Timestamp;
-use super::{Error, Result};
+use crate::core::names::SubscriptionId;
+use crate::core::time::Timestamp;
+use crate::core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -40,7 +40,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Refuses what could not be handed to a container as it is.
+    /// Refuses what could not be handed to a container as it is. Whether `db_template` is a
+    /// file is the registry's check, through `interfaces::HostFiles`.
     pub fn validate(&self) -> Result<()> {
         for (k, v) in &self.env {
             let good_name = !k.is_empty()
@@ -69,12 +70,8 @@ impl Settings {
             }
         }
         if let Some(t) = &self.db_template {
-            let path = std::path::Path::new(t);
-            if !path.is_absolute() || !path.is_file() {
-                return Err(Error::invalid(
-                    "settings.db_template",
-                    format!("{t:?} is not an absolute path to a file on this host"),
-                ));
+            if !std::path::Path::new(t).is_absolute() {
+                return Err(template_error(t));
             }
         }
         if let Some(c) = self.cpu_limit {
@@ -87,6 +84,14 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `db_template` is not an absolute path to a file on this host.
+pub fn template_error(t: &str) -> Error {
+    Error::invalid(
+        "settings.db_template",
+        format!("{t:?} is not an absolute path to a file on this host"),
+    )
 }
 
 /// A subscription as the API shows it: the record, plus what its stages use by their last

@@ -2,14 +2,14 @@
 //! password, each under the stage's lock and checked against the table in `code_server`;
 //! and how it follows its stage's stop, start, terminate and restore.
 
-use super::code_server::{CodeServer, CodeServerState, CsOperation};
-use super::containers::CODE_SERVER;
-use super::create::{check_domain_free, grace, profile_of, site};
-use super::interfaces::ContainerSpec;
-use super::model::{Stage, StageState};
-use super::{naming, Stages};
-use crate::config::Config;
+use super::model::{CodeServer, CodeServerState, CsOperation};
+use crate::core::interfaces::ContainerSpec;
+use crate::core::settings::Settings;
 use crate::core::site::{parse_domain, SiteState};
+use crate::core::stage::common::{check_domain_free, grace, profile_of, site};
+use crate::core::stage::containers::{stop_signal, CODE_SERVER};
+use crate::core::stage::model::{Stage, StageState};
+use crate::core::stage::{naming, Stages};
 use crate::core::{Error, Result};
 use rand::distr::{Alphanumeric, SampleString};
 use std::time::Duration;
@@ -47,7 +47,7 @@ impl Stages {
         Ok((guard, stage))
     }
 
-    fn code_spec(&self, config: &Config, stage: &Stage) -> Result<ContainerSpec> {
+    fn code_spec(&self, config: &Settings, stage: &Stage) -> Result<ContainerSpec> {
         let profile = profile_of(config, &stage.profile)?;
         let cs = stage.code_server.as_ref().ok_or_else(|| Error::NotFound {
             what: "code server of stage",
@@ -66,7 +66,7 @@ impl Stages {
     }
 
     /// Makes the container anew (a leftover of the same name goes first), then starts it.
-    async fn code_recreate(&self, config: &Config, stage: &Stage, start: bool) -> Result<()> {
+    async fn code_recreate(&self, config: &Settings, stage: &Stage, start: bool) -> Result<()> {
         let spec = self.code_spec(config, stage)?;
         let owner = naming(config).owner(stage);
         if let Some(c) = profile_of(config, &stage.profile)?.code_server.as_ref() {
@@ -86,7 +86,7 @@ impl Stages {
 
     /// Waits until the code server accepts connections at its address on the stage network.
     /// The published port cannot tell: the engine's proxy accepts before the server listens.
-    async fn code_listening(&self, config: &Config, stage: &Stage) -> Result<()> {
+    async fn code_listening(&self, config: &Settings, stage: &Stage) -> Result<()> {
         let naming = naming(config);
         let name = naming.container(stage, CODE_SERVER);
         let profile = profile_of(config, &stage.profile)?;
@@ -118,7 +118,7 @@ impl Stages {
 
     /// Brings the code server to running (its container made first if it is a draft), and
     /// returns once it listens.
-    async fn code_run(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+    async fn code_run(&self, config: &Settings, stage: &mut Stage) -> Result<()> {
         match state_of(stage) {
             Some(CodeServerState::Draft) => self.code_recreate(config, stage, true).await?,
             Some(_) => {
@@ -146,7 +146,7 @@ impl Stages {
     /// A failure takes back everything, the record included.
     pub async fn code_create(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
         domain: &str,
     ) -> Result<Stage> {
@@ -204,14 +204,14 @@ impl Stages {
         Ok(stage)
     }
 
-    pub async fn code_start(&self, config: &Config, reference: &str) -> Result<Stage> {
+    pub async fn code_start(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin_code(reference, CsOperation::Start).await?;
         self.code_run(config, &mut stage).await?;
         self.code_publish(&stage).await?;
         Ok(stage)
     }
 
-    pub async fn code_stop(&self, config: &Config, reference: &str) -> Result<Stage> {
+    pub async fn code_stop(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin_code(reference, CsOperation::Stop).await?;
         // 503 first, as for the stage itself.
         let was = state_of(&stage);
@@ -228,13 +228,9 @@ impl Stages {
     }
 
     /// The container's stop signal, its grace period, then SIGKILL.
-    async fn code_halt(&self, config: &Config, stage: &Stage) -> Result<()> {
+    async fn code_halt(&self, config: &Settings, stage: &Stage) -> Result<()> {
         let profile = profile_of(config, &stage.profile)?;
-        let signal = profile
-            .code_server
-            .as_ref()
-            .and_then(|c| c.stop_signal)
-            .map_or("SIGTERM".to_string(), |s| s.0.as_str().to_string());
+        let signal = stop_signal(profile.code_server.as_ref(), CODE_SERVER);
         let grace: Duration = grace(config, profile, stage, None);
         let name = naming(config).container(stage, CODE_SERVER);
         self.deps
@@ -245,7 +241,7 @@ impl Stages {
     }
 
     /// Container, port and server block go; the stage is untouched.
-    pub async fn code_remove(&self, config: &Config, reference: &str) -> Result<Stage> {
+    pub async fn code_remove(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin_code(reference, CsOperation::Remove).await?;
         let name = naming(config).container(&stage, CODE_SERVER);
         let owner = naming(config).owner(&stage);
@@ -257,7 +253,7 @@ impl Stages {
     }
 
     /// A new password, in force at once: the container is made anew with it.
-    pub async fn code_rotate(&self, config: &Config, reference: &str) -> Result<Stage> {
+    pub async fn code_rotate(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self
             .begin_code(reference, CsOperation::RotatePassword)
             .await?;
@@ -282,7 +278,11 @@ impl Stages {
     }
 
     /// The stage is stopping: its running code server stops too, and comes back with it.
-    pub(super) async fn code_follow_stop(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+    pub(in crate::core::stage) async fn code_follow_stop(
+        &self,
+        config: &Settings,
+        stage: &mut Stage,
+    ) -> Result<()> {
         if state_of(stage) != Some(CodeServerState::Running) {
             return Ok(());
         }
@@ -295,7 +295,11 @@ impl Stages {
     }
 
     /// The stage started: a code server that stopped with it runs again.
-    pub(super) async fn code_follow_start(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+    pub(in crate::core::stage) async fn code_follow_start(
+        &self,
+        config: &Settings,
+        stage: &mut Stage,
+    ) -> Result<()> {
         if stage
             .code_server
             .as_ref()
@@ -308,9 +312,9 @@ impl Stages {
 
     /// The stage is terminated: the container goes and the port is released; the record stays
     /// as a draft, to come back after a restore.
-    pub(super) async fn code_follow_terminate(
+    pub(in crate::core::stage) async fn code_follow_terminate(
         &self,
-        config: &Config,
+        config: &Settings,
         stage: &mut Stage,
     ) -> Result<()> {
         if stage.code_server.is_none() {

@@ -1,12 +1,12 @@
 //! The operations on an existing stage: stop, start, restart, terminate, restore, cancel,
 //! update. Each checks the transition table first and holds the stage's lock throughout.
 
-use super::containers::{APP, DB};
-use super::create::{check_grace, grace, parse_end_date, profile_of, site};
+use super::common::{check_grace, grace, parse_end_date, profile_of, site};
+use super::containers::{stop_signal, APP, DB};
 use super::model::{Stage, StageState, StageType, Step, StopReason};
 use super::transitions::Operation;
 use super::{naming, Stages};
-use crate::config::Config;
+use crate::core::settings::Settings;
 use crate::core::site::SiteState;
 use crate::core::{time, Error, Result};
 use std::time::Duration;
@@ -21,7 +21,7 @@ pub struct StagePatch {
     pub webhook_state: Option<String>,
 }
 
-pub fn retention(config: &Config, t: StageType) -> Duration {
+pub fn retention(config: &Settings, t: StageType) -> Duration {
     let r = &config.lifecycle.retention;
     match t {
         StageType::Dev => r.dev.0,
@@ -31,7 +31,7 @@ pub fn retention(config: &Config, t: StageType) -> Duration {
 }
 
 /// A stage whose end date (plus `expiry_grace`) has passed.
-pub fn expired(config: &Config, stage: &Stage, now: time::Timestamp) -> bool {
+pub fn expired(config: &Settings, stage: &Stage, now: time::Timestamp) -> bool {
     stage
         .end_date
         .is_some_and(|end| end + config.lifecycle.expiry_grace.0 <= now)
@@ -61,7 +61,7 @@ impl Stages {
 
     pub async fn stop(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
         grace_s: Option<u64>,
         reason: StopReason,
@@ -76,7 +76,7 @@ impl Stages {
     /// nginx answers 503 first; then the app, then the db, each with its signal and grace.
     pub(super) async fn stop_locked(
         &self,
-        config: &Config,
+        config: &Settings,
         stage: &mut Stage,
         grace_s: Option<u64>,
         reason: StopReason,
@@ -90,12 +90,8 @@ impl Stages {
             .apply(site(stage, SiteState::Stopped))
             .await?;
         self.code_follow_stop(config, stage).await?;
-        for (role, component, default) in
-            [(APP, &profile.app, "SIGTERM"), (DB, &profile.db, "SIGINT")]
-        {
-            let signal = component
-                .stop_signal
-                .map_or(default.to_string(), |s| s.0.as_str().to_string());
+        for (role, component) in [(APP, &profile.app), (DB, &profile.db)] {
+            let signal = stop_signal(Some(component), role);
             let outcome = self
                 .deps
                 .engine
@@ -112,13 +108,13 @@ impl Stages {
         Ok(())
     }
 
-    pub async fn start(&self, config: &Config, reference: &str) -> Result<Stage> {
+    pub async fn start(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin(reference, Operation::Start).await?;
         self.start_locked(config, &mut stage).await?;
         Ok(stage)
     }
 
-    async fn start_locked(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+    async fn start_locked(&self, config: &Settings, stage: &mut Stage) -> Result<()> {
         if expired(config, stage, time::now()) {
             return Err(Error::InvalidState {
                 what: format!(
@@ -151,7 +147,8 @@ impl Stages {
                 tracing::warn!(stage = %stage.reference(), error = %e, "a failed start left the code server running");
             }
             let owner = naming.owner(stage);
-            for (role, signal) in [(APP, "SIGTERM"), (DB, "SIGINT")] {
+            for role in [APP, DB] {
+                let signal = &stop_signal(None, role);
                 let name = naming.container(stage, role);
                 match self.deps.engine.inspect_container(&name, "").await {
                     Ok(Some(info)) if owner.owns(&info.labels) => {}
@@ -176,7 +173,7 @@ impl Stages {
 
     pub async fn restart(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
         grace_s: Option<u64>,
     ) -> Result<Stage> {
@@ -189,7 +186,7 @@ impl Stages {
     }
 
     /// Stop, remove containers and network, release the port, keep the data until `purge_at`.
-    pub async fn terminate(&self, config: &Config, reference: &str) -> Result<Stage> {
+    pub async fn terminate(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin(reference, Operation::Terminate).await?;
         if stage.state == StageState::Terminated {
             return Ok(stage);
@@ -225,7 +222,7 @@ impl Stages {
     }
 
     /// Port again, containers made (not started), nginx 503: the stage is stopped.
-    pub async fn restore(&self, config: &Config, reference: &str) -> Result<Stage> {
+    pub async fn restore(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin(reference, Operation::Restore).await?;
         let profile = profile_of(config, &stage.profile)?;
         // The engine is asked before admission, and the ports persisted after: admission
@@ -305,7 +302,7 @@ impl Stages {
     }
 
     /// Full teardown; the record stays as a tombstone.
-    pub async fn cancel(&self, config: &Config, reference: &str) -> Result<Stage> {
+    pub async fn cancel(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin(reference, Operation::Cancel).await?;
         if stage.state == StageState::Cancelled {
             return Ok(stage);
@@ -314,7 +311,7 @@ impl Stages {
         Ok(stage)
     }
 
-    pub(super) async fn cancel_locked(&self, config: &Config, stage: &mut Stage) -> Result<()> {
+    pub(super) async fn cancel_locked(&self, config: &Settings, stage: &mut Stage) -> Result<()> {
         stage.step = Some(Step::Cancelling);
         self.save(stage).await?;
         self.emit(stage, "cancel", "cancelling", "");
@@ -337,7 +334,7 @@ impl Stages {
 
     pub async fn update(
         &self,
-        config: &Config,
+        config: &Settings,
         reference: &str,
         patch: StagePatch,
     ) -> Result<Stage> {

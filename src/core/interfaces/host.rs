@@ -1,24 +1,6 @@
-//! The small interfaces the core is written against. The runtime implements them on the real
-//! host; unit tests use fakes.
+//! What the host looks like (CPU, memory, disks) and the health of the engine and the proxy.
 
 use serde::Serialize;
-use std::io;
-
-/// Which directory of records a key lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordKind {
-    Subscription,
-    Stage,
-}
-
-/// Durable storage of JSON records. `put` must be atomic: after a crash at any instant a reader
-/// sees the old bytes or the new ones, never a mix.
-pub trait RecordStore: Send + Sync {
-    fn put(&self, kind: RecordKind, key: &str, bytes: &[u8]) -> io::Result<()>;
-    fn delete(&self, kind: RecordKind, key: &str) -> io::Result<()>;
-    /// Every record of a kind as `(key, bytes)`.
-    fn load_all(&self, kind: RecordKind) -> io::Result<Vec<(String, Vec<u8>)>>;
-}
 
 /// What the host looks like right now.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]

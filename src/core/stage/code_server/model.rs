@@ -1,8 +1,8 @@
 //! The code server of a stage: its record, the API's view of it, and one transition table
 //! for what each `codeserver.*` operation needs of the code server and of its stage.
 
-use super::model::StageState;
 use crate::core::names::Domain;
+use crate::core::stage::model::StageState;
 use crate::core::Error;
 use serde::{Deserialize, Serialize};
 

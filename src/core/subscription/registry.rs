@@ -1,12 +1,12 @@
 //! Subscription operations: create, update, get, list, delete. Records are persisted before the
 //! in-memory view changes, so a failed write leaves both as they were.
 
-use super::interfaces::{RecordKind, RecordStore};
-use super::names::SubscriptionId;
-use super::subscription::{
-    check_stage_limit, storage_limit, Settings, Subscription, SCHEMA_VERSION,
+use super::record::{
+    check_stage_limit, storage_limit, template_error, Settings, Subscription, SCHEMA_VERSION,
 };
-use super::{time, Error, Result};
+use crate::core::interfaces::{HostFiles, RecordKind, RecordStore};
+use crate::core::names::SubscriptionId;
+use crate::core::{time, Error, Result};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -31,9 +31,23 @@ pub struct SubscriptionPatch {
 
 pub struct Subscriptions {
     store: Arc<dyn RecordStore>,
+    files: Arc<dyn HostFiles>,
     by_id: RwLock<BTreeMap<SubscriptionId, Subscription>>,
     /// Serialises writers so that read-modify-write of one record never interleaves.
     write: tokio::sync::Mutex<()>,
+}
+
+impl Subscriptions {
+    /// [`Settings::validate`], then whether the `db_template` is a file on this host.
+    async fn validate(&self, settings: &Settings) -> Result<()> {
+        settings.validate()?;
+        if let Some(t) = &settings.db_template {
+            if !self.files.is_file(std::path::Path::new(t)).await {
+                return Err(template_error(t));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn parse_id(field: &str, id: &str) -> Result<SubscriptionId> {
@@ -42,7 +56,7 @@ fn parse_id(field: &str, id: &str) -> Result<SubscriptionId> {
 
 impl Subscriptions {
     /// Loads every record. A record that does not parse is reported and left on disk untouched.
-    pub fn load(store: Arc<dyn RecordStore>) -> Result<Self> {
+    pub fn load(store: Arc<dyn RecordStore>, files: Arc<dyn HostFiles>) -> Result<Self> {
         let mut by_id = BTreeMap::new();
         let records = store
             .load_all(RecordKind::Subscription)
@@ -62,6 +76,7 @@ impl Subscriptions {
         }
         Ok(Subscriptions {
             store,
+            files,
             by_id: RwLock::new(by_id),
             write: tokio::sync::Mutex::new(()),
         })
@@ -105,7 +120,7 @@ impl Subscriptions {
             ));
         }
         let settings = req.settings.unwrap_or_default();
-        settings.validate()?;
+        self.validate(&settings).await?;
         let _w = self.write.lock().await;
         if self.read().contains_key(&id) {
             return Err(Error::Conflict {
@@ -133,7 +148,7 @@ impl Subscriptions {
         let id = parse_id("id", &patch.id)?;
         let stage_limit = patch.stage_limit.map(check_stage_limit).transpose()?;
         if let Some(s) = &patch.settings {
-            s.validate()?;
+            self.validate(s).await?;
         }
         let _w = self.write.lock().await;
         let mut sub = self.get(id.as_str())?;
@@ -201,7 +216,7 @@ impl Subscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::fakes::MemStore;
+    use crate::core::fakes::{AnyFile, MemStore};
 
     fn profiles() -> Vec<String> {
         vec!["odoo".into()]
@@ -218,7 +233,7 @@ mod tests {
     #[tokio::test]
     async fn create_get_update_delete_roundtrip_through_the_store() {
         let store = Arc::new(MemStore::default());
-        let subs = Subscriptions::load(store.clone()).unwrap();
+        let subs = Subscriptions::load(store.clone(), Arc::new(AnyFile)).unwrap();
         let s = subs.create(new("acme"), &profiles(), "odoo").await.unwrap();
         assert_eq!(s.profile, "odoo");
         let err = subs
@@ -237,16 +252,19 @@ mod tests {
             .unwrap();
         assert_eq!((s.stage_limit, s.storage_limit_mb), (5, None));
         // A fresh load sees what was persisted.
-        let again = Subscriptions::load(store.clone()).unwrap();
+        let again = Subscriptions::load(store.clone(), Arc::new(AnyFile)).unwrap();
         assert_eq!(again.get("acme").unwrap().stage_limit, 5);
         subs.delete("acme").await.unwrap();
         assert!(matches!(subs.get("acme"), Err(Error::NotFound { .. })));
-        assert!(Subscriptions::load(store).unwrap().list().is_empty());
+        assert!(Subscriptions::load(store, Arc::new(AnyFile))
+            .unwrap()
+            .list()
+            .is_empty());
     }
 
     #[tokio::test]
     async fn bad_input_names_the_field() {
-        let subs = Subscriptions::load(Arc::new(MemStore::default())).unwrap();
+        let subs = Subscriptions::load(Arc::new(MemStore::default()), Arc::new(AnyFile)).unwrap();
         let field = |e: Error| match e {
             Error::InvalidParams { field, .. } => field,
             other => panic!("{other:?}"),
@@ -277,7 +295,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_changes_nothing() {
         let store = Arc::new(MemStore::default());
-        let subs = Subscriptions::load(store.clone()).unwrap();
+        let subs = Subscriptions::load(store.clone(), Arc::new(AnyFile)).unwrap();
         subs.create(new("acme"), &profiles(), "odoo").await.unwrap();
         store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
         let patch = SubscriptionPatch {
