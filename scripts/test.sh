@@ -24,6 +24,10 @@ command -v rpm >/dev/null || missing+=(rpm)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 # ACME tests (tests/acme.rs): pebble and pebble-challtestsrv, one pair started per test.
 command -v pebble-challtestsrv >/dev/null || missing+=(pebble)
+# -- issue 15 (real images): the test registry and its htpasswd
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
+# -- end issue 15
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing: ${missing[*]}"
     apt-get update -qq
@@ -42,6 +46,10 @@ fi
 
 echo "== test images"
 tests/images/build.sh
+# -- issue 15 (real images): stand-ins of the official images, and the test registries
+tests/images/build-standins.sh
+tests/images/registry.sh
+# -- end issue 15
 
 echo "== gixy over the rendered nginx configs (the golden sites and the agent's global file)"
 gixy=$(command -v gixy || true)

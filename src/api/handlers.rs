@@ -72,6 +72,13 @@ impl AgentApiServer for Handlers {
     async fn info(&self) -> RpcResult<AgentInfo> {
         Ok(self.agent.info().await)
     }
+
+    async fn pull_images(
+        &self,
+        profile: Option<String>,
+    ) -> RpcResult<Vec<crate::core::stage::pull::ImageDigest>> {
+        Ok(self.agent.pull_images(profile.as_deref()).await?)
+    }
 }
 
 #[async_trait]

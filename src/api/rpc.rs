@@ -11,6 +11,7 @@ use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::console::ExecResult;
 use crate::core::stage::events::Event;
 use crate::core::stage::model::StageView;
+use crate::core::stage::pull::ImageDigest;
 use crate::core::stage::usage::StageUsage;
 use crate::core::subscription::{DeployKey, Settings, SubscriptionView};
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
@@ -22,6 +23,10 @@ pub trait AgentApi {
     /// Version, host name, engine and nginx health, uptime and counts.
     #[method(name = "info", param_kind = map)]
     async fn info(&self) -> RpcResult<AgentInfo>;
+
+    /// Pulls every image of a profile (default: the default profile); each one's digest.
+    #[method(name = "pull_images", param_kind = map)]
+    async fn pull_images(&self, profile: Option<String>) -> RpcResult<Vec<ImageDigest>>;
 }
 
 #[rpc(server, client, namespace = "host", namespace_separator = ".")]
@@ -268,6 +273,8 @@ pub const METHODS: &[(&str, Access)] = {
     use Access::{Read, ReadUnlessRefresh, Write};
     &[
         ("agent.info", Read),
+        // Pulls images: work done on the host.
+        ("agent.pull_images", Write),
         ("host.stats", Read),
         ("subscription.create", Write),
         ("subscription.update", Write),

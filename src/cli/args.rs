@@ -39,6 +39,9 @@ pub enum Command {
     /// Certificates (ACME mode): renew
     #[command(subcommand)]
     Tls(TlsCmd),
+    /// Container images of the profiles: pull them ahead of the first stage
+    #[command(subcommand)]
+    Images(ImagesCmd),
     /// Print the man page (roff), for packaging
     #[command(hide = true)]
     Man,
@@ -55,6 +58,15 @@ pub enum TlsCmd {
     Renew {
         /// SUBSCRIPTION/NAME or UUID
         stage: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImagesCmd {
+    /// Pull every image of a profile (the registry's credentials from the agent's config)
+    Pull {
+        /// Profile [default: agent.default_profile]
+        profile: Option<String>,
     },
 }
 

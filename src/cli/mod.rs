@@ -4,6 +4,7 @@
 pub mod args;
 mod codeserver;
 pub mod exit;
+mod images;
 pub mod output;
 mod run;
 mod stage;

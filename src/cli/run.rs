@@ -122,6 +122,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let s = TlsApiClient::renew(&client, stage).await?;
             render(json, &s, super::tls_text::tls_text)
         }
+        Command::Images(cmd) => super::images::run(&client, cmd, json).await,
         Command::Completions { .. } | Command::Man => unreachable!("handled before connecting"),
     }
 }

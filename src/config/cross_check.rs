@@ -160,6 +160,7 @@ impl Config {
                 .into_iter()
                 .map(|(k, m)| (key(&["git", k]), m)),
         );
+        errs.extend(super::images::cross_check(self));
         for name in self.profiles.keys() {
             if crate::core::names::SubscriptionId::parse(name).is_err() {
                 errs.push((

@@ -3,8 +3,10 @@
 pub mod api;
 pub mod check;
 mod cross_check;
+pub mod images;
 mod nginx_paths;
 pub mod profile;
+pub mod registries;
 mod reload;
 mod sections;
 pub mod tls;
@@ -49,6 +51,8 @@ pub struct Config {
     pub backups: Backups,
     pub tls: tls::Tls,
     pub profiles: BTreeMap<String, Profile>,
+    pub registries: images::Registries,
+    pub logs: images::Logs,
 }
 
 impl Default for Config {
@@ -66,6 +70,8 @@ impl Default for Config {
             backups: Backups::default(),
             tls: tls::Tls::default(),
             profiles: BTreeMap::from([("odoo".to_string(), profile::odoo())]),
+            registries: images::Registries::new(),
+            logs: images::Logs::default(),
         }
     }
 }

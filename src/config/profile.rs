@@ -1,5 +1,6 @@
 //! Profiles: the stage templates of the configuration, one table per component.
 
+use super::images::{PullPolicy, RunAs};
 use super::types::{Dur, SignalName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -52,6 +53,15 @@ pub struct Component {
     pub memory_limit_mb: Option<u64>,
     #[serde(default)]
     pub cpu_limit: Option<f64>,
+    /// The owner of the component's mounted directories; unset: root (the db's entrypoint
+    /// chowns its own).
+    #[serde(default)]
+    pub run_as: Option<RunAs>,
+    #[serde(default)]
+    pub pull: PullPolicy,
+    /// `/dev/shm` size; unset: the engine's 64 MB (the db defaults to 256).
+    #[serde(default)]
+    pub shm_size_mb: Option<u64>,
 }
 
 impl Component {
@@ -68,6 +78,9 @@ impl Component {
             password_env: None,
             memory_limit_mb: None,
             cpu_limit: None,
+            run_as: None,
+            pull: PullPolicy::Missing,
+            shm_size_mb: None,
         }
     }
 }
@@ -91,6 +104,7 @@ pub fn odoo() -> Profile {
         ("USER", "{db_user}"),
         ("PASSWORD", "{db_password}"),
     ]);
+    app.run_as = Some(RunAs { uid: 101, gid: 101 });
     app.init_command = [
         "odoo",
         "-d",
@@ -105,6 +119,7 @@ pub fn odoo() -> Profile {
     let mut db = Component::new("postgres:16", 5432);
     db.stop_signal = Some(SignalName(nix::sys::signal::Signal::SIGINT));
     db.user = Some("odoo".into());
+    db.shm_size_mb = Some(256);
     db.mounts = map(&[("db", "/var/lib/postgresql/data")]);
     db.env = map(&[
         ("POSTGRES_USER", "{db_user}"),
@@ -113,6 +128,10 @@ pub fn odoo() -> Profile {
     ]);
     let mut code_server = Component::new("codercom/code-server:4.96.4", 8080);
     code_server.password_env = Some("PASSWORD".into());
+    code_server.run_as = Some(RunAs {
+        uid: 1000,
+        gid: 1000,
+    });
     code_server.mounts = map(&[("addons", "/home/coder/project")]);
     Profile {
         grace_period: Some(Dur::secs(60)),

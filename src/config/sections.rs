@@ -44,6 +44,8 @@ pub struct Docker {
     pub subnet_pool: String,
     /// Prefix length of each stage network (26: 64 addresses, 1024 networks in a /16).
     pub subnet_size: u8,
+    /// Docker's `config.json` (`docker login` writes it): registry credentials.
+    pub auth_config: PathBuf,
 }
 
 impl Docker {
@@ -161,6 +163,7 @@ impl Default for Docker {
             name_prefix: "stagelet-".into(),
             subnet_pool: "10.213.0.0/16".into(),
             subnet_size: 26,
+            auth_config: "/root/.docker/config.json".into(),
         }
     }
 }

@@ -5,11 +5,38 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+pub use crate::config::images::{Logs, PullPolicy, Registries, RunAs};
 pub use crate::config::profile::{Component, Profile};
+pub use crate::config::registries::RegistryLogin;
 pub use crate::config::tls::{Tls, TlsMode};
 pub use crate::config::types::{Dur, PortRange, SignalName};
 use crate::config::Config;
 pub use crate::config::{Backups, Git, Lifecycle, Ports, Retention, Usage};
+
+/// What pulls need: registry credentials (`docker.auth_config`, `[registries]`), and the
+/// containers' log caps (`[logs]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSettings {
+    pub auth_config: std::path::PathBuf,
+    pub registries: Registries,
+    pub logs: Logs,
+}
+
+impl ImageSettings {
+    pub fn login_for(&self, registry: &str) -> Result<Option<RegistryLogin>, String> {
+        crate::config::registries::login_for(&self.auth_config, &self.registries, registry)
+    }
+
+    /// Where a registry's credentials would come from, for "check the credentials in …".
+    pub fn source_for(&self, registry: &str) -> String {
+        crate::config::registries::source_for(&self.auth_config, &self.registries, registry)
+    }
+
+    /// (max size in MB, files kept) for the json-file log driver.
+    pub fn log_caps(&self) -> Option<(u64, u32)> {
+        Some((self.logs.max_size_mb, self.logs.max_files))
+    }
+}
 
 /// What the core needs of `docker`: how it names and labels what it makes, and where stage
 /// networks take their subnets.
@@ -55,6 +82,7 @@ pub struct Settings {
     pub git: Git,
     pub backups: Backups,
     pub tls: TlsSettings,
+    pub images: ImageSettings,
 }
 
 impl Settings {
@@ -79,6 +107,11 @@ impl Settings {
             tls: TlsSettings {
                 mode: c.tls.mode(&c.nginx),
                 acme: c.tls.clone(),
+            },
+            images: ImageSettings {
+                auth_config: c.docker.auth_config.clone(),
+                registries: c.registries.clone(),
+                logs: c.logs.clone(),
             },
         }
     }

@@ -19,6 +19,7 @@ pub trait BlockingDirs: Send + Sync + 'static {
     fn drop_scratch(&self, subscription: &str, name: &str) -> Result<()>;
     fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()>;
     fn lay_out_dir(&self, s: &str, n: &str, dir: &str, tree: &Path, clear: bool) -> Result<()>;
+    fn own(&self, s: &str, n: &str, dir: &str, uid: u32, gid: u32, mode: u32) -> Result<()>;
 }
 
 /// [`BackupStore`], blocking.
@@ -115,6 +116,18 @@ impl<T: BlockingDirs> StageDirs for OffThread<T> {
         let (s, n, dir, tree) = (owned(sub), owned(stage), owned(dir), tree.to_owned());
         self.run(move |d| d.lay_out_dir(&s, &n, &dir, &tree, clear))
             .await
+    }
+    async fn own(
+        &self,
+        sub: &str,
+        stage: &str,
+        dir: &str,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<()> {
+        let (s, n, dir) = (owned(sub), owned(stage), owned(dir));
+        self.run(move |d| d.own(&s, &n, &dir, uid, gid, mode)).await
     }
 }
 

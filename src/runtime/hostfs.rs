@@ -115,6 +115,26 @@ impl BlockingDirs for DataDirs {
         result
     }
 
+    fn own(
+        &self,
+        subscription: &str,
+        name: &str,
+        dir: &str,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<()> {
+        if !STAGE_DIRS.contains(&dir) {
+            return Err(Error::internal(
+                "owning",
+                format!("{dir:?} is not a stage directory"),
+            ));
+        }
+        let p = self.root(subscription, name).join(dir);
+        super::mount_owner::own_tree(&p, uid, gid, mode)
+            .map_err(io_err(format!("giving {} to {uid}:{gid}", p.display())))
+    }
+
     fn remove(&self, subscription: &str, name: &str) -> Result<()> {
         let cache = self.git_cache(subscription, name);
         tenant_fs::remove_tree(&cache).map_err(io_err(format!("removing {}", cache.display())))?;

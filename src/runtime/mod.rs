@@ -14,6 +14,7 @@ pub mod git_tally;
 pub mod host;
 pub mod host_files;
 pub mod hostfs;
+pub mod mount_owner;
 pub mod nginx;
 pub mod port_probe;
 pub mod postgres;

@@ -6,6 +6,9 @@ pub mod acme;
 pub mod child;
 pub mod hostile;
 pub mod nginx;
+// -- issue 15 (real images): the test registries
+pub mod registry;
+// -- end issue 15
 
 use jsonrpsee::async_client::Client;
 use nix::sys::signal::{kill, Signal};
@@ -274,7 +277,9 @@ pub fn inspect(name: &str, format: &str) -> String {
     docker(&["inspect", "-f", format, name]).trim().to_string()
 }
 
-/// The test images' profile (built by tests/images/build.sh) as the daemon's default.
+/// The test images' profile as the daemon's default. Issue 15: the app and the code server are
+/// the stand-ins of the official images (tests/images/build-standins.sh), running as 101 and
+/// 1000 as odoo:17.0 and code-server do.
 pub const TEST_PROFILE: &str = r#"
 [agent]
 default_profile = "test"
@@ -283,7 +288,8 @@ scheduler_interval = "1s"
 [profiles.test]
 grace_period = "5s"
 [profiles.test.app]
-image = "stagelet-test/app:1"
+image = "stagelet-test/app:2"
+run_as = "101:101"
 port = 8069
 mounts = { filestore = "/var/lib/odoo", addons = "/mnt/extra-addons" }
 env = { HOST = "{db_host}", APP_ID = "{subscription}-{stage}" }
@@ -295,7 +301,8 @@ user = "odoo"
 mounts = { db = "/var/lib/postgresql/data" }
 env = { POSTGRES_USER = "{db_user}", POSTGRES_PASSWORD = "{db_password}", POSTGRES_DB = "postgres" }
 [profiles.test.code_server]
-image = "stagelet-test/app:1"
+image = "stagelet-test/code-server:1"
+run_as = "1000:1000"
 port = 8080
 password_env = "AUTH_PASSWORD"
 mounts = { addons = "/home/coder/project" }

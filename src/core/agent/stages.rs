@@ -19,6 +19,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 impl Agent {
+    /// Every image of `profile` (default: the default profile) pulled as its policy says.
+    pub async fn pull_images(
+        &self,
+        profile: Option<&str>,
+    ) -> Result<Vec<crate::core::stage::pull::ImageDigest>> {
+        self.stages.pull_profile(&self.config(), profile).await
+    }
+
     /// [`stage_op`](Agent::stage_op), answered with the stage's view.
     async fn viewed<F>(self: &Arc<Self>, reference: &str, op: F) -> Result<StageView>
     where

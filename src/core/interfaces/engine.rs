@@ -28,6 +28,11 @@ pub struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     /// `unless-stopped`; false for one-off containers.
     pub restart: bool,
+    /// Supplementary groups (gids) of the container's user: the owners' of shared mounts.
+    pub group_add: Vec<String>,
+    pub shm_size_bytes: Option<i64>,
+    /// The json-file log driver's caps: (max size in MB, files kept).
+    pub log_caps: Option<(u64, u32)>,
 }
 
 /// A container as the engine reports it.
@@ -42,6 +47,9 @@ pub struct ContainerInfo {
     pub ip: Option<IpAddr>,
     pub labels: BTreeMap<String, String>,
     pub name: String,
+    /// The reference it was made from, and the engine's id of that image.
+    pub image: String,
+    pub image_id: String,
 }
 
 /// Whose a container or network is: the value of the stage label, the stage's uuid. Removals
@@ -79,6 +87,22 @@ pub enum StopOutcome {
 
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
+    /// The digest of `image` on the engine, or None when the engine lacks it. Fakes have
+    /// every image.
+    async fn image_digest(&self, _image: &str) -> Result<Option<String>> {
+        Ok(Some(String::new()))
+    }
+    /// Pulls `image` with `login`, reporting progress; returns its digest. `source` says
+    /// where credentials come from, for an access-denied message.
+    async fn pull_image(
+        &self,
+        _image: &str,
+        _login: Option<&crate::core::stage::pull::RegistryLogin>,
+        _source: &str,
+        _progress: &(dyn Fn(crate::core::stage::pull::PullProgress) + Send + Sync),
+    ) -> Result<String> {
+        Ok(String::new())
+    }
     /// With `subnets` (pool, prefix length) the network gets a free subnet of that pool.
     async fn create_network(
         &self,

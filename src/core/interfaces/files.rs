@@ -34,6 +34,19 @@ pub trait StageDirs: Send + Sync {
         tree: &Path,
         clear: bool,
     ) -> Result<()>;
+    /// Makes `uid:gid` own the stage's directory `dir` and everything in it, the directory
+    /// with `mode`; symlinks are not followed. Fakes keep the default, which does nothing.
+    async fn own(
+        &self,
+        _subscription: &str,
+        _name: &str,
+        _dir: &str,
+        _uid: u32,
+        _gid: u32,
+        _mode: u32,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Disk usage of one directory tree: what `du -sb` (apparent) and `du -sB1` (allocated) print.

@@ -97,6 +97,8 @@ pub struct SpecContext<'a> {
     pub profile: &'a Profile,
     pub data_dir: &'a Path,
     pub grace_s: u64,
+    /// `[logs]`: (max size in MB, files kept) for the json-file log driver.
+    pub logs: Option<(u64, u32)>,
 }
 
 /// The signal that stops a component's container: the profile's, else PostgreSQL's fast
@@ -142,12 +144,18 @@ impl SpecContext<'_> {
             memory_bytes: memory_mb.map(|m| (m * 1024 * 1024) as i64),
             nano_cpus: cpus.map(|c| (c * 1e9) as i64),
             restart: true,
+            group_add: super::ownership::extra_groups(self.profile, component),
+            shm_size_bytes: component.shm_size_mb.map(|m| (m * 1024 * 1024) as i64),
+            log_caps: self.logs,
         }
     }
 
     pub fn db(&self) -> ContainerSpec {
         let mut spec = self.base(&self.profile.db, DB);
         spec.aliases = vec![DB.to_string()];
+        // PostgreSQL's parallel queries outgrow the engine's 64 MB /dev/shm.
+        let shm_mb = self.profile.db.shm_size_mb.unwrap_or(256);
+        spec.shm_size_bytes = Some((shm_mb * 1024 * 1024) as i64);
         spec
     }
 
@@ -219,6 +227,7 @@ mod tests {
             profile: &profile,
             data_dir: Path::new("/d/acme/qa"),
             grace_s: 42,
+            logs: Some((50, 3)),
         };
         let db = ctx.db();
         assert_eq!(db.name, "stagelet-acme--qa--db");

@@ -50,6 +50,7 @@ impl Stages {
         let end_date = req.end_date.as_deref().map(parse_end_date).transpose()?;
         let grace_period_s = check_grace(req.grace_period_s)?;
         let profile = profile_of(config, &sub.profile)?;
+        self.check_never_pulled(profile).await?;
         let seed = match req.clone_from.as_deref() {
             Some(source) => Seed::Clone(Box::new(self.clone_source(sub, source)?)),
             None => match &sub.settings.db_template {
@@ -189,11 +190,21 @@ impl Stages {
         let grace_s = grace(config, profile, stage, None).as_secs();
         let http_port = stage.http_port.expect("admitted stages hold a port");
 
+        // Before anything is made: a failed pull leaves nothing behind.
+        self.pull_for_create(config, profile, stage).await?;
+
         self.step(stage, Step::Directories).await?;
         self.deps
             .dirs
             .create(stage.subscription.as_str(), stage.name.as_str())
             .await?;
+        self.own_dirs(
+            profile,
+            stage.subscription.as_str(),
+            stage.name.as_str(),
+            None,
+        )
+        .await?;
 
         self.step(stage, Step::Network).await?;
         let network = naming.network(stage);
@@ -213,6 +224,7 @@ impl Stages {
             profile,
             data_dir: &data_dir,
             grace_s,
+            logs: config.images.log_caps(),
         };
         let (db_spec, app_spec, init_spec) = (
             ctx.db(),
@@ -231,6 +243,14 @@ impl Stages {
         if !matches!(seed, Seed::Empty) {
             self.step(stage, Step::Copy).await?;
             self.seed(config, stage, seed).await?;
+            // A copy keeps its source's owners; this profile's run_as decides.
+            self.own_dirs(
+                profile,
+                stage.subscription.as_str(),
+                stage.name.as_str(),
+                None,
+            )
+            .await?;
         }
         if let Seed::Clone(_) = seed {
             if stage.stage_type != StageType::Prod {

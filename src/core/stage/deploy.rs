@@ -134,6 +134,8 @@ impl Stages {
             .dirs
             .lay_out_dir(&sub, &name, "addons", &scratch, req.clear_destination)
             .await?;
+        let profile = profile_of(config, &stage.profile)?;
+        self.own_dirs(profile, &sub, &name, Some("addons")).await?;
         stage.git = GitState {
             repository: Some(repo.url),
             branch: Some(branch),

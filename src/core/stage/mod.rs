@@ -15,7 +15,9 @@ pub mod events;
 
 mod lifecycle;
 pub mod model;
+mod ownership;
 pub mod ports;
+pub mod pull;
 mod reconcile;
 mod recover;
 mod retire;

@@ -184,6 +184,12 @@ pub struct ComponentView {
     pub container_id: Option<String>,
     /// Docker's status (`running`, `exited`, ...) or `missing`.
     pub status: String,
+    /// The image reference the container runs, and its digest (the registry's, else the
+    /// engine's image id); null when there is no container.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub digest: Option<String>,
 }
 
 /// A stage as the API shows it: the record without its password, plus live facts.

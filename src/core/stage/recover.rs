@@ -38,6 +38,7 @@ impl Stages {
             profile,
             data_dir: &data_dir,
             grace_s: grace(config, profile, stage, None).as_secs(),
+            logs: config.images.log_caps(),
         })
     }
 
@@ -98,6 +99,14 @@ impl Stages {
                     c.name
                 )));
             }
+            // The engine may have lost the image since (a prune): pulled as its policy says.
+            let c = if role == DB {
+                &profile.db
+            } else {
+                &profile.app
+            };
+            self.ensure_image(config, c.pull, &c.image, Some((stage, "start")))
+                .await?;
             self.deps.engine.create_container(&spec).await?;
             tracing::warn!(stage = %stage.reference(), container = %spec.name, "made again a container removed outside the agent");
             self.emit(

@@ -20,6 +20,8 @@ impl Stages {
             let (view, running) = match self.deps.engine.inspect_container(&name, &network).await {
                 Ok(Some(info)) => (
                     ComponentView {
+                        digest: self.running_digest(&info).await,
+                        image: Some(info.image),
                         container_id: Some(info.id),
                         status: info.status,
                     },
@@ -29,6 +31,8 @@ impl Stages {
                     ComponentView {
                         container_id: None,
                         status: "missing".into(),
+                        image: None,
+                        digest: None,
                     },
                     None,
                 ),
@@ -38,6 +42,8 @@ impl Stages {
                         ComponentView {
                             container_id: None,
                             status: "unknown".into(),
+                            image: None,
+                            digest: None,
                         },
                         Some(false),
                     )

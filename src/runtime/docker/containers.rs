@@ -101,6 +101,20 @@ impl Engine for DockerEngine {
         self.network_disconnect(network, container).await
     }
 
+    async fn image_digest(&self, image: &str) -> Result<Option<String>> {
+        super::pull::digest(self, image).await
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        login: Option<&crate::core::stage::pull::RegistryLogin>,
+        source: &str,
+        progress: &(dyn Fn(crate::core::stage::pull::PullProgress) + Send + Sync),
+    ) -> Result<String> {
+        super::pull::pull(self, image, login, source, progress).await
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         let d = self.docker().await?;
         let opts = CreateContainerOptions {
@@ -248,6 +262,8 @@ impl Engine for DockerEngine {
             exit_code: state.exit_code,
             ip,
             labels: config.labels.unwrap_or_default().into_iter().collect(),
+            image: config.image.unwrap_or_default(),
+            image_id: r.image.unwrap_or_default(),
             name: r
                 .name
                 .unwrap_or_default()
@@ -315,6 +331,8 @@ impl Engine for DockerEngine {
                 exit_code: None,
                 ip: None,
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
+                image: c.image.unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
                 name: c
                     .names
                     .and_then(|n| n.into_iter().next())

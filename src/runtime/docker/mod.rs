@@ -5,6 +5,7 @@ pub mod client;
 pub mod containers;
 pub mod exec;
 mod network;
+pub mod pull;
 mod spec;
 pub mod stats;
 

@@ -54,6 +54,9 @@ pub(super) fn body(spec: &ContainerSpec) -> ContainerCreateBody {
             network_mode: Some(spec.network.clone()),
             memory: spec.memory_bytes,
             nano_cpus: spec.nano_cpus,
+            group_add: (!spec.group_add.is_empty()).then(|| spec.group_add.clone()),
+            shm_size: spec.shm_size_bytes,
+            log_config: spec.log_caps.map(super::pull::log_config),
             restart_policy: Some(RestartPolicy {
                 name: Some(if spec.restart {
                     RestartPolicyNameEnum::UNLESS_STOPPED

@@ -72,6 +72,9 @@ impl Stages {
             .dirs
             .lay_out_dir(&sub, &name, "filestore", &scratch, true)
             .await?;
+        let profile = profile_of(config, &stage.profile)?;
+        self.own_dirs(profile, &sub, &name, Some("filestore"))
+            .await?;
         self.emit(&stage, "restore_backup", "done", id);
         Ok(stage)
     }

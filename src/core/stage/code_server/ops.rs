@@ -69,6 +69,10 @@ impl Stages {
     async fn code_recreate(&self, config: &Settings, stage: &Stage, start: bool) -> Result<()> {
         let spec = self.code_spec(config, stage)?;
         let owner = naming(config).owner(stage);
+        if let Some(c) = profile_of(config, &stage.profile)?.code_server.as_ref() {
+            self.ensure_image(config, c.pull, &c.image, Some((stage, "codeserver")))
+                .await?;
+        }
         self.deps
             .engine
             .remove_container(&spec.name, &owner)
