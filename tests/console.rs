@@ -2,31 +2,24 @@
 
 mod common;
 
+use common::stage_setup::{with_extra, with_qa};
 use common::{rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::StageApiClient;
 use std::time::{Duration, Instant};
-
-async fn env_with_stage(test: &str) -> Option<StageEnv> {
-    StageEnv::with_stages(test, "", None, &["qa"]).await
-}
 
 async fn call(env: &StageEnv, method: &str, params: Value) -> Value {
     env.daemon.http().await.call(method, params).await.unwrap()
 }
 
 async fn sql(env: &StageEnv, query: &str, extra: Value) -> Value {
-    let mut params = json!({"stage": "acme/qa", "query": query});
-    params
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    let params = with_extra(json!({"stage": "acme/qa", "query": query}), extra);
     call(env, "stage.sql", params).await
 }
 
 #[tokio::test]
 async fn the_sql_console() {
-    let Some(env) = env_with_stage("the_sql_console").await else {
+    let Some(env) = with_qa("the_sql_console").await else {
         return;
     };
     // Values become JSON faithfully.
@@ -170,7 +163,7 @@ async fn the_sql_console() {
 
 #[tokio::test]
 async fn logs_and_exec() {
-    let Some(env) = env_with_stage("logs_and_exec").await else {
+    let Some(env) = with_qa("logs_and_exec").await else {
         return;
     };
     // exec: an argv, exit code and both streams.

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::stage_setup::with_extra;
 use common::{inspect, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::StageApiClient;
@@ -13,11 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 async fn sql(env: &StageEnv, stage: &str, query: &str, extra: Value) -> Value {
-    let mut params = json!({"stage": stage, "query": query});
-    params
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    let params = with_extra(json!({"stage": stage, "query": query}), extra);
     env.daemon
         .http()
         .await

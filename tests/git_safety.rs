@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::stage_setup::with_extra;
 use common::{rpc_error, StageEnv};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -76,12 +77,10 @@ fn peak_kib(env: &StageEnv) -> u64 {
 }
 
 async fn deploy(env: &StageEnv, url: &str, extra: Value) -> Value {
-    let mut params =
-        json!({"stage": "acme/qa", "repository": url, "branch": "17.0", "restart": false});
-    params
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    let params = with_extra(
+        json!({"stage": "acme/qa", "repository": url, "branch": "17.0", "restart": false}),
+        extra,
+    );
     env.daemon
         .http()
         .await

@@ -5,6 +5,7 @@
 pub mod child;
 pub mod hostile;
 pub mod nginx;
+pub mod stage_setup;
 
 use jsonrpsee::async_client::Client;
 use nix::sys::signal::{kill, Signal};
