@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::stage_setup::create_typed;
 use common::{require_engine, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::{BackupApiClient, StageApiClient, SubscriptionApiClient};
@@ -28,18 +29,7 @@ async fn back_up_damage_restore() {
     SubscriptionApiClient::create(&c, "acme".into(), 3, None, None, None)
         .await
         .unwrap();
-    StageApiClient::create(
-        &c,
-        "acme".into(),
-        "prod".into(),
-        "prod".into(),
-        "prod.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    create_typed(&c, "acme", "prod", "prod").await.unwrap();
     env.psql("acme", "prod", "CREATE TABLE invoices (id int, total numeric); INSERT INTO invoices SELECT g, g * 1.5 FROM generate_series(1, 1000) g;");
     let filestore = env.data("acme", "prod").join("filestore");
     std::fs::create_dir_all(filestore.join("filestore/prod/ab")).unwrap();

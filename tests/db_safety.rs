@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::stage_setup::with_extra;
+use common::stage_setup::{peak_kib, with_extra};
 use common::{inspect, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::StageApiClient;
@@ -40,16 +40,6 @@ fn hold(env: &StageEnv, name: &str, script: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
-}
-
-/// The daemon's peak resident memory (VmHWM) in KiB.
-fn peak_kib(env: &StageEnv) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", env.daemon.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::stage_setup::with_extra;
+use common::stage_setup::{peak_kib, with_extra};
 use common::{rpc_error, StageEnv};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -64,16 +64,6 @@ fn repo(parent: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     git(&path, &["add", "-A"], None);
     git(&path, &["commit", "-q", "-m", "One"], None);
     path
-}
-
-/// The daemon's peak resident memory (VmHWM) in KiB.
-fn peak_kib(env: &StageEnv) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", env.daemon.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 async fn deploy(env: &StageEnv, url: &str, extra: Value) -> Value {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::stage_setup::{create_qa, expect_state, subscribe};
+use common::stage_setup::{create_qa, create_typed, expect_state, subscribe};
 use common::{docker, inspect, require_engine, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
@@ -74,18 +74,7 @@ async fn the_whole_lifecycle_as_a_user_sees_it() {
     SubscriptionApiClient::create(&c, "acme".into(), 3, None, None, None)
         .await
         .unwrap();
-    let s = StageApiClient::create(
-        &c,
-        "acme".into(),
-        "qa".into(),
-        "qa".into(),
-        "qa.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let s = create_typed(&c, "acme", "qa", "qa").await.unwrap();
     assert_eq!(s.state.as_str(), "running");
     let port = s.http_port.unwrap();
     // Through nginx by Host, to the app container.
@@ -232,18 +221,7 @@ async fn the_whole_lifecycle_as_a_user_sees_it() {
             .as_str(),
         "cancelled"
     );
-    let again = StageApiClient::create(
-        &c,
-        "acme".into(),
-        "qa".into(),
-        "dev".into(),
-        "qa.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let again = create_typed(&c, "acme", "qa", "dev").await.unwrap();
     assert_ne!(again.uuid, s.uuid);
     assert_eq!(
         StageApiClient::get(&c, s.uuid.to_string())
@@ -348,17 +326,7 @@ async fn twenty_parallel_creates_against_a_limit_of_five() {
     for i in 0..20 {
         let c = env.daemon.client().await;
         tasks.push(tokio::spawn(async move {
-            StageApiClient::create(
-                &c,
-                "acme".into(),
-                format!("s{i}"),
-                "dev".into(),
-                format!("s{i}.acme.example.com"),
-                None,
-                None,
-                None,
-            )
-            .await
+            create_typed(&c, "acme", &format!("s{i}"), "dev").await
         }));
     }
     let (mut ok, mut limited) = (0, 0);

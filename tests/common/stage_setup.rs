@@ -2,8 +2,12 @@
 //! wait for, a daemon restarted to die at a failpoint, and merged parameters.
 
 use super::StageEnv;
+use jsonrpsee::async_client::Client;
+use jsonrpsee::core::ClientError;
 use serde_json::{json, Value};
 use stagelet::api::client::HttpClient;
+use stagelet::api::rpc::StageApiClient;
+use stagelet::core::stage::model::StageView;
 use std::time::{Duration, Instant};
 
 /// The steps of a create, in order, as its failpoints name them.
@@ -97,5 +101,36 @@ pub fn du_total(stdout: &[u8]) -> u64 {
         .next()
         .unwrap()
         .parse()
+        .unwrap()
+}
+
+/// `stage.create` through the typed client of `sub/name` of `stage_type` at
+/// `<name>.<sub>.example.com`, without options.
+pub async fn create_typed(
+    c: &Client,
+    sub: &str,
+    name: &str,
+    stage_type: &str,
+) -> Result<StageView, ClientError> {
+    StageApiClient::create(
+        c,
+        sub.into(),
+        name.into(),
+        stage_type.into(),
+        format!("{name}.{sub}.example.com"),
+        None,
+        None,
+        None,
+    )
+    .await
+}
+
+/// The daemon's peak resident memory (VmHWM) in KiB.
+pub fn peak_kib(env: &StageEnv) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", env.daemon.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
