@@ -256,13 +256,7 @@ fn unreadable_directories_as_another_user_equal_du() {
     );
     let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
     let du_as_nobody = |flag: &str| -> u64 {
-        let out = as_nobody(&["du", flag, root.to_str().unwrap()]);
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        common::stage_setup::du_total(&as_nobody(&["du", flag, root.to_str().unwrap()]).stdout)
     };
     assert_eq!(ours["apparent_bytes"], du_as_nobody("-sbx"));
     assert_eq!(ours["allocated_bytes"], du_as_nobody("-sxB1"));
