@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::stage_setup::{call, create_typed};
+use common::stage_setup::{assert_error_says, call, create_typed};
 use common::{require_engine, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::client::HttpClient;
@@ -123,10 +123,7 @@ async fn back_up_damage_restore() {
         (-32602, Some("backup")),
         "{r}"
     );
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("db.dump"),
-        "{r}"
-    );
+    assert_error_says(&r, "db.dump");
     StageApiClient::start(&c, "acme/prod".into()).await.unwrap();
     assert_eq!(
         env.psql("acme", "prod", "SELECT count(*) FROM invoices"),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::stage_setup::{peak_kib, with_extra};
+use common::stage_setup::{assert_error_says, peak_kib, with_extra};
 use common::{rpc_error, StageEnv};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -132,13 +132,7 @@ async fn a_million_empty_files_are_refused_by_count_with_memory_flat() {
         (-32004, Some("limit_exceeded")),
         "{r}"
     );
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("git.max_checkout_files"),
-        "{r}"
-    );
+    assert_error_says(&r, "git.max_checkout_files");
     assert!(
         peak_after < peak_before + 32 * 1024,
         "the listing was held in memory: {peak_before} -> {peak_after} KiB"

@@ -2,7 +2,7 @@
 //! its create at once instead of at the end of the wait.
 mod common;
 
-use common::stage_setup::{create_qa, expect_state, subscribe, with_qa};
+use common::stage_setup::{assert_last_error_says, create_qa, expect_state, subscribe, with_qa};
 use common::{docker, inspect, require_engine, rpc_error, StageEnv};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -84,13 +84,7 @@ async fn a_db_that_exits_at_once_fails_the_create_at_once() {
     let message = r["error"]["message"].as_str().unwrap();
     assert!(message.contains("the image sets PGBIN"), "{message}");
     let got = expect_state(&mut http, "stage.get", "acme/qa", "cancelled").await;
-    assert!(
-        got["result"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("the image sets PGBIN"),
-        "{got}"
-    );
+    assert_last_error_says(&got, "the image sets PGBIN");
     let label = format!("label={}.stage", env.daemon.label_prefix);
     assert_eq!(docker(&["ps", "-aq", "--filter", &label]).trim(), "");
     assert_eq!(

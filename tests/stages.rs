@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::stage_setup::{create_qa, create_typed, expect_state, subscribe};
+use common::stage_setup::{
+    assert_error_says, assert_last_error_says, create_qa, create_typed, expect_state, subscribe,
+};
 use common::{docker, inspect, require_engine, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
@@ -260,13 +262,7 @@ async fn a_missing_image_rolls_everything_back() {
             (-32010, Some("docker")),
             "{resp}"
         );
-        assert!(
-            resp["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("stagelet-test/nope:1"),
-            "{resp}"
-        );
+        assert_error_says(&resp, "stagelet-test/nope:1");
         nothing_left(&env, "acme", "qa");
     }
     let got = http
@@ -274,13 +270,7 @@ async fn a_missing_image_rolls_everything_back() {
         .await
         .unwrap();
     assert_eq!(got["result"]["state"], "cancelled");
-    assert!(
-        got["result"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("nope"),
-        "{got}"
-    );
+    assert_last_error_says(&got, "nope");
 }
 
 #[tokio::test]
@@ -571,13 +561,7 @@ async fn an_unreachable_engine_is_a_docker_error_and_the_daemon_stays_up() {
         .unwrap();
     let (code, _) = rpc_error(&resp);
     assert_eq!(code, -32010, "{resp}");
-    assert!(
-        resp["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unix:///nonexistent/docker.sock"),
-        "{resp}"
-    );
+    assert_error_says(&resp, "unix:///nonexistent/docker.sock");
     let info = http.call("agent.info", json!({})).await.unwrap();
     assert_eq!(info["result"]["docker"]["reachable"], false);
 }

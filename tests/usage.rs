@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::stage_setup::assert_error_says;
 use common::{du, rpc_error, StageEnv};
 use serde_json::json;
 use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
@@ -193,13 +194,7 @@ async fn background_measure_and_the_storage_limit() {
         (code, data["kind"].as_str()),
         (-32004, Some("limit_exceeded"))
     );
-    assert!(
-        resp["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("storage limit"),
-        "{resp}"
-    );
+    assert_error_says(&resp, "storage limit");
     assert!(!env
         .daemon
         .state_dir()

@@ -134,3 +134,19 @@ pub fn peak_kib(env: &StageEnv) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Asserts that the error message of response `r` contains `part`.
+pub fn assert_error_says(r: &Value, part: &str) {
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains(part),
+        "{r}"
+    );
+}
+
+/// Asserts that the `last_error` of the stage in response `r` contains `part`.
+pub fn assert_last_error_says(r: &Value, part: &str) {
+    assert!(
+        r["result"]["last_error"].as_str().unwrap().contains(part),
+        "{r}"
+    );
+}
