@@ -7,24 +7,23 @@
 //! Needs a Docker engine and the test images (tests/images/build.sh). Run:
 //! `cargo bench --bench lifecycle`.
 
+mod common;
+
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
 use serde_json::json;
 use stagelet::api::client::HttpClient;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const STAGES: usize = 20;
 const GRACE_S: u64 = 5;
 
 fn start_daemon(dir: &Path) -> Child {
-    let config = dir.join("stagelet.toml");
     let label = format!("io.stagelet.bench{}", std::process::id());
-    std::fs::write(
-        &config,
-        format!(
-            r#"[agent]
+    let config = format!(
+        r#"[agent]
 state_dir = "{d}/state"
 socket = "{d}/d.sock"
 socket_group = ""
@@ -50,24 +49,10 @@ user = "odoo"
 mounts = {{ db = "/var/lib/postgresql/data" }}
 env = {{ POSTGRES_USER = "{{db_user}}", POSTGRES_PASSWORD = "{{db_password}}" }}
 "#,
-            d = dir.display(),
-            pid = std::process::id(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_stagelet"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sock = dir.join("d.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+        d = dir.display(),
+        pid = std::process::id(),
+    );
+    common::start_daemon(dir, &config)
 }
 
 async fn call(sock: &Path, method: &str, params: serde_json::Value) -> serde_json::Value {

@@ -5,13 +5,16 @@
 //!
 //! Run: `cargo bench --bench rpc`.
 
+mod common;
+
+use common::wait_for;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::server::{serve_with_graceful_shutdown, stop_channel, Server};
 use jsonrpsee::RpcModule;
 use serde_json::json;
 use stagelet::api::client::{self, HttpClient};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const PER_CLIENT: usize = 2000;
@@ -123,36 +126,12 @@ fn start_bare(socket: &Path) -> Child {
 
 const BARE_ENV: &str = "STAGELET_BENCH_BARE_SERVER";
 
-fn wait_for(sock: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(sock).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{} did not come up",
-            sock.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn start_daemon(dir: &Path) -> Child {
-    let config = dir.join("stagelet.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[agent]\nstate_dir = \"{0}/state\"\nsocket = \"{0}/d.sock\"\nsocket_group = \"\"\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_stagelet"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&dir.join("d.sock"));
-    child
+    let config = format!(
+        "[agent]\nstate_dir = \"{0}/state\"\nsocket = \"{0}/d.sock\"\nsocket_group = \"\"\n",
+        dir.display()
+    );
+    common::start_daemon(dir, &config)
 }
 
 fn ms(d: Duration) -> String {

@@ -2,30 +2,17 @@
 
 mod common;
 
+use common::child::USERS_GID;
 use common::{Daemon, CTL};
 use nix::sys::signal::Signal;
-use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-const NOBODY: u32 = 65534;
-const USERS_GID: u32 = 100;
-
 /// Runs stagectl as uid nobody with the given supplementary groups.
 fn ctl_as_nobody(d: &Daemon, groups: &[u32], args: &[&str]) -> Output {
-    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
     let mut cmd = Command::new(CTL);
     cmd.arg("--socket").arg(&d.socket).args(args);
-    // SAFETY: only async-signal-safe system calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            setgroups(&groups)?;
-            setgid(Gid::from_raw(NOBODY))?;
-            setuid(Uid::from_raw(NOBODY))?;
-            Ok(())
-        });
-    }
+    common::child::as_nobody(&mut cmd, groups);
     cmd.output().unwrap()
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::stage_setup::subscribe;
 use common::{require_engine, rpc_error, Daemon};
 use serde_json::json;
 use stagelet::api::rpc::{AgentApiClient, HostApiClient, SubscriptionApiClient};
@@ -92,13 +93,7 @@ async fn raw_http_post_like_curl() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["id"], 7);
     assert_eq!(v["result"]["api_version"], "1");
-    let created = http
-        .call(
-            "subscription.create",
-            json!({"id": "acme", "stage_limit": 2}),
-        )
-        .await
-        .unwrap();
+    let created = subscribe(&mut http, "acme", 2).await;
     assert_eq!(created["result"]["stage_limit"], 2);
     // The real curl, as README shows it.
     let out = std::process::Command::new("curl")
@@ -182,19 +177,8 @@ async fn errors_follow_the_contract() {
             .count(),
         0
     );
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 3}),
-    )
-    .await
-    .unwrap();
-    let resp = http
-        .call(
-            "subscription.create",
-            json!({"id": "acme", "stage_limit": 3}),
-        )
-        .await
-        .unwrap();
+    subscribe(&mut http, "acme", 3).await;
+    let resp = subscribe(&mut http, "acme", 3).await;
     assert_eq!(rpc_error(&resp), (-32002, json!({"kind": "conflict"})));
     let resp = http.call("no.such_method", json!({})).await.unwrap();
     assert_eq!(rpc_error(&resp).0, -32601);

@@ -3,8 +3,10 @@
 
 mod common;
 
+use common::stage_setup::{assert_error_says, call, create_typed};
 use common::{require_engine, rpc_error, StageEnv};
 use serde_json::{json, Value};
+use stagelet::api::client::HttpClient;
 use stagelet::api::rpc::{BackupApiClient, StageApiClient, SubscriptionApiClient};
 use stagelet::core::stage::backup::BackupStatus;
 use std::process::Command;
@@ -18,6 +20,12 @@ fn sha256sum(path: &std::path::Path) -> String {
         .to_string()
 }
 
+/// `stage.restore_backup` of `backup` on `acme/prod`; the response.
+async fn restore(http: &mut HttpClient, backup: &str) -> Value {
+    let params = json!({"stage": "acme/prod", "backup": backup});
+    call(http, "stage.restore_backup", params).await
+}
+
 #[tokio::test]
 async fn back_up_damage_restore() {
     if !require_engine("back_up_damage_restore").await {
@@ -28,18 +36,7 @@ async fn back_up_damage_restore() {
     SubscriptionApiClient::create(&c, "acme".into(), 3, None, None, None)
         .await
         .unwrap();
-    StageApiClient::create(
-        &c,
-        "acme".into(),
-        "prod".into(),
-        "prod".into(),
-        "prod.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    create_typed(&c, "acme", "prod", "prod").await.unwrap();
     env.psql("acme", "prod", "CREATE TABLE invoices (id int, total numeric); INSERT INTO invoices SELECT g, g * 1.5 FROM generate_series(1, 1000) g;");
     let filestore = env.data("acme", "prod").join("filestore");
     std::fs::create_dir_all(filestore.join("filestore/prod/ab")).unwrap();
@@ -87,13 +84,7 @@ async fn back_up_damage_restore() {
 
     // Only on a stopped stage.
     let mut http = env.daemon.http().await;
-    let r = http
-        .call(
-            "stage.restore_backup",
-            json!({"stage": "acme/prod", "backup": b.id}),
-        )
-        .await
-        .unwrap();
+    let r = restore(&mut http, &b.id).await;
     let (code, data) = rpc_error(&r);
     assert_eq!((code, data["state"].as_str()), (-32003, Some("running")));
     StageApiClient::stop(&c, "acme/prod".into(), Some(2))
@@ -125,36 +116,21 @@ async fn back_up_damage_restore() {
     StageApiClient::stop(&c, "acme/prod".into(), Some(2))
         .await
         .unwrap();
-    let r = http
-        .call(
-            "stage.restore_backup",
-            json!({"stage": "acme/prod", "backup": b.id}),
-        )
-        .await
-        .unwrap();
+    let r = restore(&mut http, &b.id).await;
     let (code, data) = rpc_error(&r);
     assert_eq!(
         (code, data["field"].as_str()),
         (-32602, Some("backup")),
         "{r}"
     );
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("db.dump"),
-        "{r}"
-    );
+    assert_error_says(&r, "db.dump");
     StageApiClient::start(&c, "acme/prod".into()).await.unwrap();
     assert_eq!(
         env.psql("acme", "prod", "SELECT count(*) FROM invoices"),
         "1001",
         "untouched"
     );
-    let r = http
-        .call(
-            "stage.restore_backup",
-            json!({"stage": "acme/prod", "backup": "../../etc"}),
-        )
-        .await
-        .unwrap();
+    let r = restore(&mut http, "../../etc").await;
     assert_eq!(rpc_error(&r).1["field"], "backup");
 
     // Retention keeps the newest two; delete removes one.
@@ -175,13 +151,12 @@ async fn back_up_damage_restore() {
     BackupApiClient::backup_delete(&c, "acme/prod".into(), second.id.clone())
         .await
         .unwrap();
-    let r = http
-        .call(
-            "stage.backup_delete",
-            json!({"stage": "acme/prod", "backup": second.id}),
-        )
-        .await
-        .unwrap();
+    let r = call(
+        &mut http,
+        "stage.backup_delete",
+        json!({"stage": "acme/prod", "backup": second.id}),
+    )
+    .await;
     assert_eq!(rpc_error(&r).0, -32001);
 
     // Backups of a cancelled stage stay until deleted.
@@ -249,10 +224,7 @@ async fn a_full_disk_fails_the_backup_cleanly() {
     let c = env.daemon.client().await;
     let mut http = env.daemon.http().await;
 
-    let r = http
-        .call("stage.backup", json!({"stage": "acme/qa"}))
-        .await
-        .unwrap();
+    let r = call(&mut http, "stage.backup", json!({"stage": "acme/qa"})).await;
     let (code, data) = rpc_error(&r);
     assert_eq!(
         (code, data["kind"].as_str()),
@@ -280,10 +252,7 @@ async fn a_full_disk_fails_the_backup_cleanly() {
         .arg(format!("of={}", filler.display()))
         .stderr(std::process::Stdio::null())
         .status();
-    let r = http
-        .call("stage.backup", json!({"stage": "acme/qa"}))
-        .await
-        .unwrap();
+    let r = call(&mut http, "stage.backup", json!({"stage": "acme/qa"})).await;
     assert_eq!(rpc_error(&r).0, -32017, "{r}");
     assert_eq!(
         entries(&backups.join("acme/qa")),

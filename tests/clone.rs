@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::stage_setup::assert_error_says;
 use common::{docker, require_engine, rpc_error, StageEnv};
 use serde_json::json;
 use stagelet::api::rpc::{BackupApiClient, StageApiClient, SubscriptionApiClient};
@@ -71,13 +72,7 @@ async fn a_clone_copies_neutralises_and_leaves_the_source_alone() {
         .unwrap();
     let (code, _) = rpc_error(&r);
     assert_eq!(code, -32012, "{r}");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("neutralize_check returned 1"),
-        "{r}"
-    );
+    assert_error_says(&r, "neutralize_check returned 1");
     let gone = StageApiClient::get(&c, "acme/qa".into()).await.unwrap();
     assert_eq!(gone.state.as_str(), "cancelled");
     assert!(!env.data("acme", "qa").exists());

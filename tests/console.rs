@@ -2,31 +2,24 @@
 
 mod common;
 
+use common::stage_setup::{assert_error_says, with_extra, with_qa};
 use common::{rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::StageApiClient;
 use std::time::{Duration, Instant};
-
-async fn env_with_stage(test: &str) -> Option<StageEnv> {
-    StageEnv::with_stages(test, "", None, &["qa"]).await
-}
 
 async fn call(env: &StageEnv, method: &str, params: Value) -> Value {
     env.daemon.http().await.call(method, params).await.unwrap()
 }
 
 async fn sql(env: &StageEnv, query: &str, extra: Value) -> Value {
-    let mut params = json!({"stage": "acme/qa", "query": query});
-    params
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    let params = with_extra(json!({"stage": "acme/qa", "query": query}), extra);
     call(env, "stage.sql", params).await
 }
 
 #[tokio::test]
 async fn the_sql_console() {
-    let Some(env) = env_with_stage("the_sql_console").await else {
+    let Some(env) = with_qa("the_sql_console").await else {
         return;
     };
     // Values become JSON faithfully.
@@ -65,10 +58,7 @@ async fn the_sql_console() {
     let r = sql(&env, "CREATE TABLE notes (body text)", json!({})).await;
     let (code, data) = rpc_error(&r);
     assert_eq!((code, data["kind"].as_str()), (-32012, Some("database")));
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("25006"),
-        "{r}"
-    );
+    assert_error_says(&r, "25006");
     // The console's writer changes rows, never the schema: the superuser's code could be
     // made to run what it created.
     let r = sql(
@@ -77,10 +67,7 @@ async fn the_sql_console() {
         json!({"read_only": false}),
     )
     .await;
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("42501"),
-        "{r}"
-    );
+    assert_error_says(&r, "42501");
     env.psql("acme", "qa", "CREATE TABLE notes (body text)");
     let r = sql(
         &env,
@@ -101,10 +88,7 @@ async fn the_sql_console() {
     let r = sql(&env, "SELECT pg_sleep(60)", json!({"timeout_s": 1})).await;
     let (code, _) = rpc_error(&r);
     assert_eq!(code, -32012);
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("57014"),
-        "{r}"
-    );
+    assert_error_says(&r, "57014");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -170,7 +154,7 @@ async fn the_sql_console() {
 
 #[tokio::test]
 async fn logs_and_exec() {
-    let Some(env) = env_with_stage("logs_and_exec").await else {
+    let Some(env) = with_qa("logs_and_exec").await else {
         return;
     };
     // exec: an argv, exit code and both streams.

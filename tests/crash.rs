@@ -3,51 +3,12 @@
 
 mod common;
 
+use common::stage_setup::{
+    create_qa, qa_params, restart_with_failpoint, subscribe, wait_state, CREATE_STEPS,
+};
 use common::{docker, require_engine, StageEnv};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-const CREATE_STEPS: [&str; 7] = [
-    "directories",
-    "network",
-    "db",
-    "database",
-    "init",
-    "app",
-    "nginx",
-];
-
-async fn wait_state(
-    http: &mut stagelet::api::client::HttpClient,
-    stage: &str,
-    state: &str,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = http
-            .call("stage.get", json!({"stage": stage}))
-            .await
-            .unwrap();
-        if got["result"]["state"] == state {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{stage} never became {state}: {got}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Kills the daemon and starts it again with `STAGELET_FAILPOINT` armed.
-fn restart_with_failpoint(env: &mut StageEnv, failpoint: &str) -> std::process::Child {
-    env.daemon.kill9();
-    let mut cmd = env.daemon.command();
-    cmd.env("STAGELET_FAILPOINT", failpoint);
-    let child = cmd.spawn().unwrap();
-    common::wait_for_socket(&env.daemon.socket);
-    child
-}
 
 fn labelled(env: &StageEnv) -> String {
     let label = format!("label={}.stage", env.daemon.label_prefix);
@@ -62,12 +23,7 @@ async fn sigkill_at_each_create_step_then_restart_rolls_back() {
     }
     let mut env = StageEnv::start("");
     let mut http = env.daemon.http().await;
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 1}),
-    )
-    .await
-    .unwrap();
+    subscribe(&mut http, "acme", 1).await;
     for step in CREATE_STEPS {
         // Restart the daemon with the failpoint armed, then create: it dies at that step.
         let mut child = restart_with_failpoint(&mut env, &format!("create.{step}"));
@@ -75,7 +31,7 @@ async fn sigkill_at_each_create_step_then_restart_rolls_back() {
         let mut h = stagelet::api::client::HttpClient::connect(&sock)
             .await
             .unwrap();
-        let params = json!({"subscription": "acme", "name": "qa", "type": "qa", "domain": "qa.acme.example.com"});
+        let params = qa_params("acme", "qa");
         assert!(
             h.call("stage.create", params).await.is_err(),
             "the daemon should have died at {step}"
@@ -112,10 +68,7 @@ async fn sigkill_at_each_create_step_then_restart_rolls_back() {
         );
     }
     // And a create without a failpoint still works afterwards.
-    let resp = http
-        .call("stage.create", json!({"subscription": "acme", "name": "qa", "type": "qa", "domain": "qa.acme.example.com"}))
-        .await
-        .unwrap();
+    let resp = create_qa(&mut http, "acme", "qa").await;
     assert_eq!(resp["result"]["state"], "running", "{resp}");
 }
 
@@ -126,16 +79,8 @@ async fn sigkill_during_cancel_then_restart_finishes_it() {
     }
     let mut env = StageEnv::start("");
     let mut http = env.daemon.http().await;
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 1}),
-    )
-    .await
-    .unwrap();
-    let resp = http
-        .call("stage.create", json!({"subscription": "acme", "name": "qa", "type": "qa", "domain": "qa.acme.example.com"}))
-        .await
-        .unwrap();
+    subscribe(&mut http, "acme", 1).await;
+    let resp = create_qa(&mut http, "acme", "qa").await;
     assert_eq!(resp["result"]["state"], "running", "{resp}");
     let mut child = restart_with_failpoint(&mut env, "cancel.teardown");
     let mut h = stagelet::api::client::HttpClient::connect(&env.daemon.socket)
@@ -182,13 +127,8 @@ async fn the_engine_coming_back_needs_no_restart_and_foreign_containers_are_unto
         link.display()
     ));
     let mut http = env.daemon.http().await;
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 1}),
-    )
-    .await
-    .unwrap();
-    let params = json!({"subscription": "acme", "name": "qa", "type": "qa", "domain": "qa.acme.example.com"});
+    subscribe(&mut http, "acme", 1).await;
+    let params = qa_params("acme", "qa");
     let resp = http.call("stage.create", params.clone()).await.unwrap();
     assert_eq!(resp["error"]["code"], -32010, "{resp}");
     std::os::unix::fs::symlink("/var/run/docker.sock", &link).unwrap();

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::stage_setup::{peak_kib, with_extra};
 use common::{inspect, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::StageApiClient;
@@ -13,11 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 async fn sql(env: &StageEnv, stage: &str, query: &str, extra: Value) -> Value {
-    let mut params = json!({"stage": stage, "query": query});
-    params
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    let params = with_extra(json!({"stage": stage, "query": query}), extra);
     env.daemon
         .http()
         .await
@@ -43,16 +40,6 @@ fn hold(env: &StageEnv, name: &str, script: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
-}
-
-/// The daemon's peak resident memory (VmHWM) in KiB.
-fn peak_kib(env: &StageEnv) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", env.daemon.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::stage_setup::assert_error_says;
 use common::{inspect, rpc_error, Daemon, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
@@ -282,10 +283,7 @@ async fn failed_and_hostile_deploys_leave_the_addons_as_they_were() {
     .await;
     let (code, data) = rpc_error(&r);
     assert_eq!((code, data["kind"].as_str()), (-32013, Some("git")), "{r}");
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("18.0"),
-        "{r}"
-    );
+    assert_error_says(&r, "18.0");
     assert_eq!(snapshot(&addons), before);
     let after: Value = serde_json::from_slice(
         &std::fs::read(env.daemon.state_dir().join("stages/acme--qa.json")).unwrap(),
@@ -314,13 +312,7 @@ async fn failed_and_hostile_deploys_leave_the_addons_as_they_were() {
     .await;
     let (code, _) = rpc_error(&r);
     assert_eq!(code, -32013, "{r}");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("127.0.0.1"),
-        "{r}"
-    );
+    assert_error_says(&r, "127.0.0.1");
     assert_eq!(snapshot(&addons), before);
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::stage_setup::{assert_error_says, peak_kib, with_extra};
 use common::{rpc_error, StageEnv};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -65,23 +66,11 @@ fn repo(parent: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-/// The daemon's peak resident memory (VmHWM) in KiB.
-fn peak_kib(env: &StageEnv) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", env.daemon.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 async fn deploy(env: &StageEnv, url: &str, extra: Value) -> Value {
-    let mut params =
-        json!({"stage": "acme/qa", "repository": url, "branch": "17.0", "restart": false});
-    params
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    let params = with_extra(
+        json!({"stage": "acme/qa", "repository": url, "branch": "17.0", "restart": false}),
+        extra,
+    );
     env.daemon
         .http()
         .await
@@ -143,13 +132,7 @@ async fn a_million_empty_files_are_refused_by_count_with_memory_flat() {
         (-32004, Some("limit_exceeded")),
         "{r}"
     );
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("git.max_checkout_files"),
-        "{r}"
-    );
+    assert_error_says(&r, "git.max_checkout_files");
     assert!(
         peak_after < peak_before + 32 * 1024,
         "the listing was held in memory: {peak_before} -> {peak_after} KiB"

@@ -4,6 +4,7 @@
 //! and moves containers of the older naming (`<prefix><sub>-<name>-<role>`) to the new one.
 mod common;
 
+use common::stage_setup::{create_qa, expect_state, qa_params, restart_with_failpoint, wait_state};
 use common::{docker, inspect, require_engine, StageEnv};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -28,23 +29,9 @@ async fn two_tenants(test: &str) -> Option<(StageEnv, stagelet::api::client::Htt
             .unwrap();
         assert!(r.get("result").is_some(), "{r}");
     }
-    let r = create(&mut http, "a-b", "c").await;
+    let r = create_qa(&mut http, "a-b", "c").await;
     assert_eq!(r["result"]["state"], "running", "{r}");
     Some((env, http))
-}
-
-async fn create(
-    http: &mut stagelet::api::client::HttpClient,
-    sub: &str,
-    name: &str,
-) -> serde_json::Value {
-    let domain = format!("{name}.{sub}.example.com");
-    http.call(
-        "stage.create",
-        json!({"subscription": sub, "name": name, "type": "qa", "domain": domain}),
-    )
-    .await
-    .unwrap()
 }
 
 async fn state(http: &mut stagelet::api::client::HttpClient, stage: &str) -> serde_json::Value {
@@ -93,7 +80,7 @@ async fn stages_whose_names_join_alike_get_their_own_containers_and_networks() {
     else {
         return;
     };
-    let r = create(&mut http, "a", "b-c").await;
+    let r = create_qa(&mut http, "a", "b-c").await;
     assert_eq!(r["result"]["state"], "running", "{r}");
     for role in ["app", "db"] {
         let (x, y) = (
@@ -115,11 +102,7 @@ async fn stages_whose_names_join_alike_get_their_own_containers_and_networks() {
         (200, "stagelet test app a/b-c\n".into())
     );
     // Cancelling one leaves the other running and serving.
-    let r = http
-        .call("stage.cancel", json!({"stage": "a/b-c"}))
-        .await
-        .unwrap();
-    assert_eq!(r["result"]["state"], "cancelled", "{r}");
+    expect_state(&mut http, "stage.cancel", "a/b-c", "cancelled").await;
     assert_eq!(inspect(&env.container("a", "b-c", "app"), "{{.Id}}"), "");
     first_serves(&env);
 }
@@ -132,39 +115,22 @@ async fn a_create_killed_midway_rolls_back_only_its_own_containers() {
         return;
     };
     // The daemon dies as `a/b-c` reaches its app step; the restart rolls that create back.
-    env.daemon.kill9();
-    let mut cmd = env.daemon.command();
-    cmd.env("STAGELET_FAILPOINT", "create.app");
-    let mut child = cmd.spawn().unwrap();
-    common::wait_for_socket(&env.daemon.socket);
+    let mut child = restart_with_failpoint(&mut env, "create.app");
     let mut h = stagelet::api::client::HttpClient::connect(&env.daemon.socket)
         .await
         .unwrap();
-    let _ = h
-        .call(
-            "stage.create",
-            json!({"subscription": "a", "name": "b-c", "type": "qa", "domain": "b-c.a.example.com"}),
-        )
-        .await;
+    let _ = h.call("stage.create", qa_params("a", "b-c")).await;
     assert!(
         !child.wait().unwrap().success(),
         "the failpoint was not hit"
     );
     env.daemon.spawn();
     let mut http = env.daemon.http().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = state(&mut http, "a/b-c").await;
-        if s["state"] == "cancelled" {
-            assert!(
-                s["last_error"].as_str().unwrap().contains("interrupted"),
-                "{s}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "never rolled back: {s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = wait_state(&mut http, "a/b-c", "cancelled").await["result"].clone();
+    assert!(
+        s["last_error"].as_str().unwrap().contains("interrupted"),
+        "{s}"
+    );
     assert_eq!(inspect(&env.container("a", "b-c", "db"), "{{.Id}}"), "");
     assert_eq!(state(&mut http, "a-b/c").await["state"], "running");
     first_serves(&env);
@@ -177,7 +143,7 @@ async fn start_up_gives_a_misnamed_container_back_to_the_stage_its_labels_name()
     else {
         return;
     };
-    let r = create(&mut http, "a", "b-c").await;
+    let r = create_qa(&mut http, "a", "b-c").await;
     assert_eq!(r["result"]["state"], "running", "{r}");
     let uuid_y = r["result"]["uuid"].as_str().unwrap().to_string();
     let (x_app, y_app) = (
@@ -208,11 +174,7 @@ async fn start_up_gives_a_misnamed_container_back_to_the_stage_its_labels_name()
         (200, "stagelet test app a/b-c\n".into())
     );
     // a-b/c's own app comes back from its record on start.
-    let r = http
-        .call("stage.restart", json!({"stage": "a-b/c"}))
-        .await
-        .unwrap();
-    assert_eq!(r["result"]["state"], "running", "{r}");
+    expect_state(&mut http, "stage.restart", "a-b/c", "running").await;
     first_serves(&env);
 }
 
@@ -271,17 +233,9 @@ async fn start_up_moves_containers_and_network_of_the_older_naming() {
     assert_eq!(inspect(&old_net, "{{.Id}}"), "");
     first_serves(&env);
     // And it works on: a restart finds the db by its alias on the new network.
-    let r = http
-        .call("stage.restart", json!({"stage": "a-b/c"}))
-        .await
-        .unwrap();
-    assert_eq!(r["result"]["state"], "running", "{r}");
+    expect_state(&mut http, "stage.restart", "a-b/c", "running").await;
     first_serves(&env);
-    let r = http
-        .call("stage.cancel", json!({"stage": "a-b/c"}))
-        .await
-        .unwrap();
-    assert_eq!(r["result"]["state"], "cancelled", "{r}");
+    expect_state(&mut http, "stage.cancel", "a-b/c", "cancelled").await;
     let label = format!("label={}.stage", env.daemon.label_prefix);
     assert_eq!(
         docker(&["network", "ls", "-q", "--filter", &label]).trim(),

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::stage_setup::{subscribe, CREATE_STEPS};
 use common::{docker, inspect, require_engine, StageEnv};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -68,13 +69,7 @@ async fn start(test: &str, overrides: &str) -> Option<(StageEnv, Hooks)> {
     let hooks = Hooks::new();
     let env = StageEnv::start_env(overrides, hooks.env());
     let mut http = env.daemon.http().await;
-    let r = http
-        .call(
-            "subscription.create",
-            json!({"id": "acme", "stage_limit": 5}),
-        )
-        .await
-        .unwrap();
+    let r = subscribe(&mut http, "acme", 5).await;
     assert!(r["result"].is_object(), "{r}");
     Some((env, hooks))
 }
@@ -239,15 +234,7 @@ async fn a_client_cut_off_at_each_create_step_leaves_a_running_stage() {
     let Some((env, hooks)) = start(test, "").await else {
         return;
     };
-    for step in [
-        "directories",
-        "network",
-        "db",
-        "database",
-        "init",
-        "app",
-        "nginx",
-    ] {
+    for step in CREATE_STEPS {
         check_create_cut_at(&env, &hooks, step, None).await;
     }
     // Nothing of any of them is left in the engine.

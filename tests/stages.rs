@@ -2,6 +2,9 @@
 
 mod common;
 
+use common::stage_setup::{
+    assert_error_says, assert_last_error_says, create_qa, create_typed, expect_state, subscribe,
+};
 use common::{docker, inspect, require_engine, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
@@ -73,18 +76,7 @@ async fn the_whole_lifecycle_as_a_user_sees_it() {
     SubscriptionApiClient::create(&c, "acme".into(), 3, None, None, None)
         .await
         .unwrap();
-    let s = StageApiClient::create(
-        &c,
-        "acme".into(),
-        "qa".into(),
-        "qa".into(),
-        "qa.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let s = create_typed(&c, "acme", "qa", "qa").await.unwrap();
     assert_eq!(s.state.as_str(), "running");
     let port = s.http_port.unwrap();
     // Through nginx by Host, to the app container.
@@ -231,18 +223,7 @@ async fn the_whole_lifecycle_as_a_user_sees_it() {
             .as_str(),
         "cancelled"
     );
-    let again = StageApiClient::create(
-        &c,
-        "acme".into(),
-        "qa".into(),
-        "dev".into(),
-        "qa.acme.example.com".into(),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let again = create_typed(&c, "acme", "qa", "dev").await.unwrap();
     assert_ne!(again.uuid, s.uuid);
     assert_eq!(
         StageApiClient::get(&c, s.uuid.to_string())
@@ -274,23 +255,14 @@ async fn a_missing_image_rolls_everything_back() {
     .unwrap();
     for _ in 0..2 {
         // Twice: the failed stage frees its name and its place in the limit.
-        let resp = http
-            .call("stage.create", json!({"subscription": "acme", "name": "qa", "type": "qa", "domain": "qa.acme.example.com"}))
-            .await
-            .unwrap();
+        let resp = create_qa(&mut http, "acme", "qa").await;
         let (code, data) = rpc_error(&resp);
         assert_eq!(
             (code, data["kind"].as_str()),
             (-32010, Some("docker")),
             "{resp}"
         );
-        assert!(
-            resp["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("stagelet-test/nope:1"),
-            "{resp}"
-        );
+        assert_error_says(&resp, "stagelet-test/nope:1");
         nothing_left(&env, "acme", "qa");
     }
     let got = http
@@ -298,13 +270,7 @@ async fn a_missing_image_rolls_everything_back() {
         .await
         .unwrap();
     assert_eq!(got["result"]["state"], "cancelled");
-    assert!(
-        got["result"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("nope"),
-        "{got}"
-    );
+    assert_last_error_says(&got, "nope");
 }
 
 #[tokio::test]
@@ -320,16 +286,8 @@ async fn an_nginx_failure_rolls_everything_back() {
         return;
     };
     let mut http = env.daemon.http().await;
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 1}),
-    )
-    .await
-    .unwrap();
-    let resp = http
-        .call("stage.create", json!({"subscription": "acme", "name": "qa", "type": "qa", "domain": "qa.acme.example.com"}))
-        .await
-        .unwrap();
+    subscribe(&mut http, "acme", 1).await;
+    let resp = create_qa(&mut http, "acme", "qa").await;
     let (code, _) = rpc_error(&resp);
     assert_eq!(code, -32011, "{resp}");
     let msg = resp["error"]["message"].as_str().unwrap();
@@ -358,17 +316,7 @@ async fn twenty_parallel_creates_against_a_limit_of_five() {
     for i in 0..20 {
         let c = env.daemon.client().await;
         tasks.push(tokio::spawn(async move {
-            StageApiClient::create(
-                &c,
-                "acme".into(),
-                format!("s{i}"),
-                "dev".into(),
-                format!("s{i}.acme.example.com"),
-                None,
-                None,
-                None,
-            )
-            .await
+            create_typed(&c, "acme", &format!("s{i}"), "dev").await
         }));
     }
     let (mut ok, mut limited) = (0, 0);
@@ -411,12 +359,7 @@ async fn a_port_in_use_on_the_host_is_skipped_and_names_and_domains_are_unique()
         .unwrap();
     let _squatter = std::net::TcpListener::bind(("127.0.0.1", first)).unwrap();
     let mut http = env.daemon.http().await;
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 3}),
-    )
-    .await
-    .unwrap();
+    subscribe(&mut http, "acme", 3).await;
     let resp = http
         .call("stage.create", json!({"subscription": "acme", "name": "a", "type": "dev", "domain": "a.acme.example.com"}))
         .await
@@ -459,12 +402,7 @@ async fn hostile_domains_never_reach_a_file() {
         return;
     };
     let mut http = env.daemon.http().await;
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 100}),
-    )
-    .await
-    .unwrap();
+    subscribe(&mut http, "acme", 100).await;
     for (i, domain) in common::hostile::domains().into_iter().enumerate() {
         let params = json!({"subscription": "acme", "name": format!("h{i}"), "type": "dev", "domain": domain});
         let resp = http.call("stage.create", params).await.unwrap();
@@ -497,12 +435,7 @@ async fn grace_periods_term_then_kill() {
     )
     .await
     .unwrap();
-    http.call(
-        "subscription.create",
-        json!({"id": "polite", "stage_limit": 1}),
-    )
-    .await
-    .unwrap();
+    subscribe(&mut http, "polite", 1).await;
     for sub in ["stubborn", "polite"] {
         let resp = http
             .call("stage.create", json!({"subscription": sub, "name": "s", "type": "dev", "domain": format!("s.{sub}.example.com"), "grace_period_s": 2}))
@@ -557,12 +490,7 @@ async fn expiry_stops_and_purge_cancels() {
         return;
     };
     let mut http = env.daemon.http().await;
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 2}),
-    )
-    .await
-    .unwrap();
+    subscribe(&mut http, "acme", 2).await;
     let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(3))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -606,11 +534,7 @@ async fn expiry_stops_and_purge_cancels() {
     http.call("stage.update", json!({"stage": "acme/exp", "end_date": ""}))
         .await
         .unwrap();
-    let resp = http
-        .call("stage.start", json!({"stage": "acme/exp"}))
-        .await
-        .unwrap();
-    assert_eq!(resp["result"]["state"], "running", "{resp}");
+    expect_state(&mut http, "stage.start", "acme/exp", "running").await;
 }
 
 /// The purged stage left nothing (the other stage of the test still runs).
@@ -627,12 +551,7 @@ fn nothing_left_but(env: &StageEnv, sub: &str, name: &str) {
 async fn an_unreachable_engine_is_a_docker_error_and_the_daemon_stays_up() {
     let d = common::Daemon::start("[docker]\nendpoint = \"unix:///nonexistent/docker.sock\"\n");
     let mut http = d.http().await;
-    http.call(
-        "subscription.create",
-        json!({"id": "acme", "stage_limit": 1}),
-    )
-    .await
-    .unwrap();
+    subscribe(&mut http, "acme", 1).await;
     let resp = http
         .call(
             "stage.create",
@@ -642,13 +561,7 @@ async fn an_unreachable_engine_is_a_docker_error_and_the_daemon_stays_up() {
         .unwrap();
     let (code, _) = rpc_error(&resp);
     assert_eq!(code, -32010, "{resp}");
-    assert!(
-        resp["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unix:///nonexistent/docker.sock"),
-        "{resp}"
-    );
+    assert_error_says(&resp, "unix:///nonexistent/docker.sock");
     let info = http.call("agent.info", json!({})).await.unwrap();
     assert_eq!(info["result"]["docker"]["reachable"], false);
 }

@@ -4,23 +4,13 @@
 
 mod common;
 
+use common::stage_setup::create_typed;
 use common::{require_engine, rpc_error, StageEnv};
 use serde_json::{json, Value};
 use stagelet::api::rpc::{BackupApiClient, StageApiClient, SubscriptionApiClient};
 
 async fn create_stage(c: &jsonrpsee::async_client::Client, sub: &str, name: &str) {
-    StageApiClient::create(
-        c,
-        sub.into(),
-        name.into(),
-        "qa".into(),
-        format!("{name}.{sub}.example.com"),
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    create_typed(c, sub, name, "qa").await.unwrap();
 }
 
 /// Every file below `dir`, relative to it.

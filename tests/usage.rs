@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::stage_setup::assert_error_says;
 use common::{du, rpc_error, StageEnv};
 use serde_json::json;
 use stagelet::api::rpc::{StageApiClient, SubscriptionApiClient};
@@ -193,13 +194,7 @@ async fn background_measure_and_the_storage_limit() {
         (code, data["kind"].as_str()),
         (-32004, Some("limit_exceeded"))
     );
-    assert!(
-        resp["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("storage limit"),
-        "{resp}"
-    );
+    assert_error_says(&resp, "storage limit");
     assert!(!env
         .daemon
         .state_dir()
@@ -256,13 +251,7 @@ fn unreadable_directories_as_another_user_equal_du() {
     );
     let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
     let du_as_nobody = |flag: &str| -> u64 {
-        let out = as_nobody(&["du", flag, root.to_str().unwrap()]);
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        common::stage_setup::du_total(&as_nobody(&["du", flag, root.to_str().unwrap()]).stdout)
     };
     assert_eq!(ours["apparent_bytes"], du_as_nobody("-sbx"));
     assert_eq!(ours["allocated_bytes"], du_as_nobody("-sxB1"));

@@ -14,6 +14,20 @@ pub const NOBODY: u32 = 65534;
 pub const USERS_GID: u32 = 100;
 const VAR: &str = "STAGELET_TEST_CHILD";
 
+/// Makes `cmd` run as uid and gid nobody with the supplementary `groups`.
+pub fn as_nobody(cmd: &mut Command, groups: &[u32]) {
+    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            setgroups(&groups)?;
+            setgid(Gid::from_raw(NOBODY))?;
+            setuid(Uid::from_raw(NOBODY))?;
+            Ok(())
+        });
+    }
+}
+
 /// A running child, with the copy of the binary it runs from.
 pub struct Spawned {
     pub child: Child,
@@ -28,22 +42,13 @@ pub fn spawn(groups: &[u32], part: &str, args: &[String]) -> Spawned {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let exe = dir.path().join("test-child");
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
     let mut cmd = Command::new(&exe);
     cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env(VAR, part)
         .env("STAGELET_TEST_CHILD_ARGS", args.join("\n"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    // SAFETY: only async-signal-safe system calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            setgroups(&groups)?;
-            setgid(Gid::from_raw(NOBODY))?;
-            setuid(Uid::from_raw(NOBODY))?;
-            Ok(())
-        });
-    }
+    as_nobody(&mut cmd, groups);
     Spawned {
         child: cmd.spawn().unwrap(),
         _dir: dir,

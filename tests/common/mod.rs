@@ -9,6 +9,7 @@ pub mod nginx;
 // -- issue 15 (real images): the test registries
 pub mod registry;
 // -- end issue 15
+pub mod stage_setup;
 
 use jsonrpsee::async_client::Client;
 use nix::sys::signal::{kill, Signal};

@@ -257,17 +257,7 @@ mod tests {
                 flag.store(true, Ordering::SeqCst);
             }
         }));
-        let now = crate::core::time::now();
-        let sub = crate::core::subscription::Subscription {
-            schema_version: 1,
-            id: crate::core::names::SubscriptionId::parse("acme").unwrap(),
-            stage_limit: 5,
-            storage_limit_mb: None,
-            profile: "odoo".into(),
-            settings: Default::default(),
-            created_at: now,
-            updated_at: now,
-        };
+        let sub = fakes::subscription("acme");
         let req = NewStage {
             name: "qa".into(),
             stage_type: "qa".into(),
