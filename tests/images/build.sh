@@ -78,3 +78,4 @@ if [ "$(current $PG_IMAGE)" != "$fp" ]; then
 else
     echo "$PG_IMAGE is up to date"
 fi
+"$here/build-odoo.sh"
