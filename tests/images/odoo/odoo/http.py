@@ -39,7 +39,8 @@ class Handler(BaseHTTPRequestHandler):
     evented = False  # the gevent_port server answers /websocket
     db = None
 
-    # ProxyFix(x_for=1, x_proto=1, x_host=1), applied only with proxy_mode AND X-Forwarded-Host.
+    # http.py runs werkzeug's ProxyFix with its defaults (x_for=1, x_proto=1; Host is left alone),
+    # and only with proxy_mode AND an X-Forwarded-Host header.
     def proxied(self):
         return bool(config['proxy_mode'] and self.headers.get('X-Forwarded-Host'))
 
@@ -50,11 +51,11 @@ class Handler(BaseHTTPRequestHandler):
         return self.client_address[0]
 
     def host(self):
-        return (self.headers.get('X-Forwarded-Host') if self.proxied() else None) or self.headers.get('Host', '')
+        return self.headers.get('Host', '')
 
     def log_request(self, code='-', size='-'):
-        _werkzeug.info('%s - - [%s] "%s" %s -', self.client(), self.log_date_time_string(), self.requestline,
-                       code, extra={'dbname': self.db or '?'})
+        tools.current.db = self.db
+        _werkzeug.info('%s - - [%s] "%s" %s -', self.client(), self.log_date_time_string(), self.requestline, code)
 
     def log_message(self, fmt, *args):
         pass
@@ -94,9 +95,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def request_db(self, session):
         dbs = tools.db_filter(tools.list_dbs(), self.host())
-        if session.get('db') in dbs:
-            return session['db']
-        return dbs[0] if len(dbs) == 1 else None
+        db = session['db'] if session.get('db') in dbs else (dbs[0] if len(dbs) == 1 else None)
+        tools.current.db = db
+        return db
 
     def form(self):
         length = int(self.headers.get('Content-Length') or 0)
@@ -115,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch()
 
     def dispatch(self):
-        self.db = None
+        self.db = tools.current.db = None
         url = urllib.parse.urlsplit(self.path)
         self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         route = url.path.rstrip('/') or '/'
@@ -205,6 +206,7 @@ class Handler(BaseHTTPRequestHandler):
     def check_login(self, db, login, password):
         """res_users._login with the cooldown of _on_login_cooldown (5 failures, 60 s, per address)."""
         key = (db, self.client())
+        tools.current.db = db
         count, last = _failures.get(key, (0, 0))
         if count >= 5 and time.time() - last < 60:
             _logger.warning('Login attempt ignored for %s on %s: %d failures since last success',

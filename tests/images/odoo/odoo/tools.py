@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import threading
 
 import psycopg2
 
@@ -32,6 +33,7 @@ IGNORED = ('--log-level', '--logfile', '--max-cron-threads', '--limit-time-cpu',
            '--load-language', '--log-handler', '--smtp', '--email-from', '--dev')
 
 config = dict(DEFAULTS)
+current = threading.local()  # the database of the request being served, for log lines
 _logger = logging.getLogger('odoo')
 
 
@@ -40,7 +42,8 @@ class DbFormatter(logging.Formatter):
 
     def format(self, record):
         record.pid = os.getpid()
-        record.dbname = getattr(record, 'dbname', None) or config.get('log_db_name') or '?'
+        record.dbname = (getattr(record, 'dbname', None) or getattr(current, 'db', None)
+                         or config.get('log_db_name') or '?')
         return super().format(record)
 
 
