@@ -35,7 +35,7 @@ mmdebstrap --quiet --variant=essential --mode=root --include="$PACKAGES" \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    "$SUITE" "$root" "$mirror"
+    "$SUITE" "$root" "$mirror" > "$work/mmdebstrap.log" 2>&1 || { cat "$work/mmdebstrap.log" >&2; exit 1; }
 rm -rf "$root"/var/cache/debconf/*-old "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
 
 # The official image's layout: user odoo 101:101 (home /var/lib/odoo), /etc/odoo/odoo.conf owned by
