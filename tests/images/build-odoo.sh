@@ -15,7 +15,7 @@ mirror=${DEBIAN_MIRROR:-$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.li
     head -n 1)}
 mirror=${mirror:-http://deb.debian.org/debian}
 
-fp=$({ cat "$0"; echo "$mirror $SUITE $PACKAGES"; find "$here/odoo" -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)
+fp=$({ cat "$0"; echo "$mirror $SUITE $PACKAGES"; find "$here/odoo" -type f ! -path '*/__pycache__/*' | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)
 if [ "$(docker image inspect -f '{{ index .Config.Labels "io.stagelet.test.fingerprint" }}' "$IMAGE" 2>/dev/null || true)" = "$fp" ]; then
     echo "$IMAGE is up to date"
     exit 0
@@ -45,6 +45,7 @@ echo 'odoo:x:101:' >> "$root/etc/group"
 echo 'odoo:*:19000:0:99999:7:::' >> "$root/etc/shadow"
 pkgdir="$root/usr/lib/python3/dist-packages/odoo"
 cp -r "$here/odoo/odoo" "$pkgdir"
+rm -rf "$pkgdir"/__pycache__
 python3 -m compileall -q "$pkgdir" >/dev/null 2>&1 || true
 install -m 755 "$here/odoo/odoo-bin" "$root/usr/bin/odoo"
 install -m 755 "$here/odoo/entrypoint.sh" "$root/entrypoint.sh"
