@@ -1,0 +1,1 @@
+"""Odoo 17.0 stand-in for stagelet tests (not Odoo)."""
