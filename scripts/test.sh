@@ -72,7 +72,7 @@ echo "== packages: build, lint, install, remove, purge"
 echo "== cargo test"
 since=$(date +%s)
 status=0
-STAGELET_TEST_REQUIRE_ENGINE=1 cargo test "$@" || status=$?
+STAGELET_TEST_REQUIRE_ENGINE=1 cargo test --no-fail-fast "$@" || status=$?
 
 # Whatever the tests' outcome: nothing they started may still run (processes, containers,
 # networks); only what appeared during this run counts.
