@@ -334,6 +334,17 @@ async fn pull_never_with_the_image_missing_is_refused_before_anything() {
         Some(0),
         "{list}"
     );
+    // The error's advice works: an explicit pre-pull fetches a `never` image, then it creates.
+    let pulled = http
+        .call("agent.pull_images", json!({"profile": "pulled"}))
+        .await
+        .unwrap();
+    assert!(pulled["result"].is_array(), "{pulled}");
+    assert_eq!(registry::pulls(&image), 1, "the pre-pull pulled it");
+    let r = create(&mut http, "qa").await;
+    assert_eq!(r["result"]["state"], "running", "{r}");
+    drop(env);
+    registry::remove(&image);
 }
 
 #[tokio::test]

@@ -53,7 +53,8 @@ pub struct ImageDigest {
 
 impl Stages {
     /// Pulls every image of `profile` (default: the default profile) as its policy says,
-    /// `missing` pulling only what the engine lacks.
+    /// `missing` pulling only what the engine lacks. `never` counts as `missing` here: this
+    /// explicit pre-pull is what a `never` create's error tells the operator to run.
     pub async fn pull_profile(
         &self,
         config: &Config,
@@ -71,7 +72,11 @@ impl Stages {
             if out.iter().any(|d| d.image == c.image) {
                 continue;
             }
-            let digest = self.ensure_image(config, c.pull, &c.image, None).await?;
+            let policy = match c.pull {
+                PullPolicy::Never => PullPolicy::Missing,
+                other => other,
+            };
+            let digest = self.ensure_image(config, policy, &c.image, None).await?;
             out.push(ImageDigest {
                 image: c.image.clone(),
                 digest,
