@@ -186,16 +186,28 @@ impl Stages {
             progress(&p);
             *done.lock().unwrap_or_else(|e| e.into_inner()) = p;
         };
-        let digest = self
+        let pull = self
             .deps
             .engine
-            .pull_image(image, login.as_ref(), &source, &record)
-            .await?;
+            .pull_image(image, login.as_ref(), &source, &record);
+        let digest = tokio::time::timeout(PULL_TIMEOUT, pull)
+            .await
+            .map_err(|_| {
+                Error::Docker(format!(
+                    "pulling {image} from {}: timed out after {} minutes",
+                    registry_of(image),
+                    PULL_TIMEOUT.as_secs() / 60
+                ))
+            })??;
         let p = done.lock().unwrap_or_else(|e| e.into_inner()).clone();
         emit(format!("{} done, {digest}", describe(image, &p)));
         Ok(digest)
     }
 }
+
+/// The longest one pull may take: a registry that accepts the connection and never answers
+/// must not hold a create (and the image's lock) forever; generous for multi-GB images.
+const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// `IMAGE: N layers, X of Y bytes`.
 fn describe(image: &str, p: &PullProgress) -> String {
