@@ -232,6 +232,14 @@ pub fn cross_check(config: &super::Config) -> Vec<(Vec<String>, String)> {
                 key(&["registries", host]),
                 "is not a registry HOST[:PORT]".into(),
             ));
+        } else if !host.contains(['.', ':']) && host != "localhost" {
+            // An image `myregistry/x` is Docker Hub's: such a key would never match a pull.
+            errs.push((
+                key(&["registries", host]),
+                "is not a registry host: it needs a '.' or ':' (or is localhost), \
+                 otherwise images under it are Docker Hub's"
+                    .into(),
+            ));
         }
         if r.username.is_empty() {
             errs.push((key(&["registries", host, "username"]), "is empty".into()));
@@ -240,11 +248,11 @@ pub fn cross_check(config: &super::Config) -> Vec<(Vec<String>, String)> {
             errs.push((key(&["registries", host, "password_file"]), m));
         }
     }
-    if config.logs.max_size_mb == 0 || config.logs.max_files == 0 {
-        errs.push((
-            key(&["logs", "max_size_mb"]),
-            "max_size_mb and max_files must be at least 1".into(),
-        ));
+    if config.logs.max_size_mb == 0 {
+        errs.push((key(&["logs", "max_size_mb"]), "must be at least 1".into()));
+    }
+    if config.logs.max_files == 0 {
+        errs.push((key(&["logs", "max_files"]), "must be at least 1".into()));
     }
     errs
 }
