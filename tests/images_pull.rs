@@ -212,7 +212,7 @@ async fn failed_pulls_name_the_image_and_leave_nothing() {
         (
             "127.0.0.1:5999/stagelet-pull/down:1".to_string(),
             "down",
-            "127.0.0.1:5999",
+            "from registry 127.0.0.1:5999 failed",
         ),
     ];
     for (image, name, says) in cases {
@@ -234,6 +234,18 @@ async fn failed_pulls_name_the_image_and_leave_nothing() {
             "{name}: {msg}"
         );
         assert!(!msg.contains(&password));
+        // The password the config sent, wrong as it is, shows nowhere either.
+        assert!(!r.to_string().contains("not-the-password"), "{name}: {r}");
+        assert!(
+            !env.daemon.log().contains("not-the-password"),
+            "{name}: the daemon log shows the sent password"
+        );
+        if name == "down" {
+            assert!(
+                msg.to_lowercase().contains("connection refused"),
+                "names the cause: {msg}"
+            );
+        }
         if name == "wrong" {
             assert!(
                 msg.contains(&wrong.display().to_string()),
