@@ -1,5 +1,6 @@
 //! `check-config` on the real-image keys (issue 15): a bad `run_as`, a bad image reference,
-//! an unknown pull policy and a readable `password_file`, each with its line and key.
+//! an unknown pull policy, a readable `password_file`, a registry key that is no host and
+//! zero log files, each with its line and key.
 
 mod common;
 
@@ -98,4 +99,34 @@ fn a_password_file_others_can_read_is_refused() {
         err.contains("password_file") && err.contains("/nonexistent/pw"),
         "{err}"
     );
+}
+
+#[test]
+fn a_registry_key_docker_would_read_as_a_hub_path_and_zero_log_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = format!(
+        "[logs]\nmax_files = 0\n\n[registries.\"myregistry\"]\nusername = \"deploy\"\npassword_file = \"{}\"\n",
+        pw.display()
+    );
+    let (code, err, path) = check(&text, dir.path());
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains(&format!("{path}:2:1: logs.max_files: ")),
+        "{err}"
+    );
+    assert!(!err.contains("max_size_mb"), "{err}");
+    assert!(
+        err.contains(&format!("{path}:4:13: registries.myregistry: ")),
+        "{err}"
+    );
+    for ok in ["localhost", "localhost:5000", "registry.example.com"] {
+        let fixed = text
+            .replace("max_files = 0", "max_files = 3")
+            .replace("myregistry", ok);
+        let (code, err, _) = check(&fixed, dir.path());
+        assert_eq!(code, Some(0), "{ok}: {err}");
+    }
 }

@@ -212,7 +212,7 @@ async fn failed_pulls_name_the_image_and_leave_nothing() {
         (
             "127.0.0.1:5999/stagelet-pull/down:1".to_string(),
             "down",
-            "127.0.0.1:5999",
+            "from registry 127.0.0.1:5999 failed",
         ),
     ];
     for (image, name, says) in cases {
@@ -234,6 +234,18 @@ async fn failed_pulls_name_the_image_and_leave_nothing() {
             "{name}: {msg}"
         );
         assert!(!msg.contains(&password));
+        // The password the config sent, wrong as it is, shows nowhere either.
+        assert!(!r.to_string().contains("not-the-password"), "{name}: {r}");
+        assert!(
+            !env.daemon.log().contains("not-the-password"),
+            "{name}: the daemon log shows the sent password"
+        );
+        if name == "down" {
+            assert!(
+                msg.to_lowercase().contains("connection refused"),
+                "names the cause: {msg}"
+            );
+        }
         if name == "wrong" {
             assert!(
                 msg.contains(&wrong.display().to_string()),
@@ -334,6 +346,17 @@ async fn pull_never_with_the_image_missing_is_refused_before_anything() {
         Some(0),
         "{list}"
     );
+    // The error's advice works: an explicit pre-pull fetches a `never` image, then it creates.
+    let pulled = http
+        .call("agent.pull_images", json!({"profile": "pulled"}))
+        .await
+        .unwrap();
+    assert!(pulled["result"].is_array(), "{pulled}");
+    assert_eq!(registry::pulls(&image), 1, "the pre-pull pulled it");
+    let r = create(&mut http, "qa").await;
+    assert_eq!(r["result"]["state"], "running", "{r}");
+    drop(env);
+    registry::remove(&image);
 }
 
 #[tokio::test]

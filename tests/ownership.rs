@@ -39,7 +39,7 @@ fn can_list_as(id: u32, dir: &Path) -> bool {
         .success()
 }
 
-/// What every check after an operation asserts: filestore 101:101 0700, addons 101:101 0770,
+/// What every check after an operation asserts: filestore 101:101 0700, addons 101:101 02770,
 /// everything inside the uid's; the app (uid 101) writes its filestore; nobody reads it.
 fn assert_owned(env: &StageEnv, name: &str, when: &str) {
     let data = env.data("acme", name);
@@ -50,7 +50,7 @@ fn assert_owned(env: &StageEnv, name: &str, when: &str) {
     );
     assert_eq!(
         owner(&data.join("addons")),
-        (101, 101, 0o770),
+        (101, 101, 0o2770),
         "{when}: addons"
     );
     for entry in walkdir::WalkDir::new(data.join("filestore"))
@@ -149,6 +149,39 @@ async fn the_uid_101_app_owns_its_directories_across_clone_restore_and_deploy() 
         .unwrap();
     assert!(r["result"].is_object(), "{r}");
     assert_eq!(owner(&data.join("addons/my_module/__manifest__.py")).0, 101);
+    // The code server's uid (1000, joining gid 101) edits the deployed module's files and
+    // adds new ones next to them.
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-u",
+            "1000:1000",
+            "--group-add",
+            "101",
+        ])
+        .arg("-v")
+        .arg(format!("{}:/a", data.join("addons").display()))
+        .args(["--entrypoint", "sh", "stagelet-test/app:1", "-c"])
+        .arg(
+            "echo '# edited' >> /a/my_module/__manifest__.py && echo x > /a/my_module/new.py \
+             && stat -c %g /a/my_module/new.py && rm /a/my_module/new.py",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "uid 1000 cannot edit the deployed module: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(data.join("addons/my_module/__manifest__.py"))
+            .unwrap()
+            .ends_with("# edited\n")
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "101", "setgid");
     wait_running(&env, "qa");
     assert_owned(&env, "qa", "deploy");
 

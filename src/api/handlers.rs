@@ -1,14 +1,14 @@
 //! The server side of the API traits: each method turns its parameters into a core request
 //! and hands it to the agent's facade (which runs those that change state on tasks of its
-//! own). Defaults of absent parameters are the core's, not decided here.
+//! own). Defaults of absent parameters are the core's, not decided here. The agent-wide
+//! methods (agent, host, tls) are in handlers_ops.rs.
 
 use super::rpc::LogLines;
 use super::rpc::{
     AgentApiServer, BackupApiServer, CodeServerApiServer, EventsApiServer, HostApiServer,
     StageApiServer, SubscriptionApiServer, TlsApiServer,
 };
-use crate::core::agent::{Agent, AgentInfo};
-use crate::core::interfaces::HostStats;
+use crate::core::agent::Agent;
 use crate::core::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::backup::Backup;
 use crate::core::stage::code_server::CodeServerView;
@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct Handlers {
-    agent: Arc<Agent>,
+    pub(super) agent: Arc<Agent>,
 }
 
 impl Handlers {
@@ -57,34 +57,6 @@ impl Handlers {
         merge(&mut module, TlsApiServer::into_rpc(self.clone()).into());
         merge(&mut module, EventsApiServer::into_rpc(self).into());
         module
-    }
-}
-
-#[async_trait]
-impl TlsApiServer for Handlers {
-    async fn renew(&self, stage: String) -> RpcResult<StageView> {
-        Ok(self.agent.renew_tls(&stage).await?)
-    }
-}
-
-#[async_trait]
-impl AgentApiServer for Handlers {
-    async fn info(&self) -> RpcResult<AgentInfo> {
-        Ok(self.agent.info().await)
-    }
-
-    async fn pull_images(
-        &self,
-        profile: Option<String>,
-    ) -> RpcResult<Vec<crate::core::stage::pull::ImageDigest>> {
-        Ok(self.agent.pull_images(profile.as_deref()).await?)
-    }
-}
-
-#[async_trait]
-impl HostApiServer for Handlers {
-    async fn stats(&self) -> RpcResult<HostStats> {
-        Ok(self.agent.host_stats().await)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod access;
 pub mod client;
 pub mod errors;
 pub mod handlers;
+mod handlers_ops;
 pub mod middleware;
 pub mod params;
 pub mod rpc;

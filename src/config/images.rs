@@ -169,19 +169,47 @@ pub fn reference_problem(reference: &str) -> Option<String> {
     None
 }
 
-/// Whether a password file is a regular file of mode 0600 (or stricter).
+/// Whether a password file passes [`read_password_file`]'s checks.
 pub fn password_file_problem(path: &std::path::Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    match std::fs::symlink_metadata(path) {
-        Err(e) => Some(format!("cannot read {}: {e}", path.display())),
-        Ok(m) if !m.file_type().is_file() => Some(format!("{} is not a file", path.display())),
-        Ok(m) if m.mode() & 0o077 != 0 => Some(format!(
+    read_password_file(path).err()
+}
+
+/// The first line of a password file, checked and read through one handle (no swap between
+/// check and read): not a symlink, a regular file (a fifo is never waited on), mode 0600 or
+/// stricter, owned by root or the agent's user.
+pub fn read_password_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let m = f
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !m.file_type().is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(format!(
             "{} has mode {:04o}: others could read the password; chmod 0600 it",
             path.display(),
             m.mode() & 0o777
-        )),
-        Ok(_) => None,
+        ));
     }
+    let me = nix::unistd::geteuid().as_raw();
+    if m.uid() != 0 && m.uid() != me {
+        return Err(format!(
+            "{} is owned by uid {}: only root or the agent's user (uid {me}) may own it",
+            path.display(),
+            m.uid()
+        ));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 /// `(key path, message)` pairs for the image keys of every profile and the registries.
@@ -204,6 +232,14 @@ pub fn cross_check(config: &super::Config) -> Vec<(Vec<String>, String)> {
                 key(&["registries", host]),
                 "is not a registry HOST[:PORT]".into(),
             ));
+        } else if !host.contains(['.', ':']) && host != "localhost" {
+            // An image `myregistry/x` is Docker Hub's: such a key would never match a pull.
+            errs.push((
+                key(&["registries", host]),
+                "is not a registry host: it needs a '.' or ':' (or is localhost), \
+                 otherwise images under it are Docker Hub's"
+                    .into(),
+            ));
         }
         if r.username.is_empty() {
             errs.push((key(&["registries", host, "username"]), "is empty".into()));
@@ -212,11 +248,11 @@ pub fn cross_check(config: &super::Config) -> Vec<(Vec<String>, String)> {
             errs.push((key(&["registries", host, "password_file"]), m));
         }
     }
-    if config.logs.max_size_mb == 0 || config.logs.max_files == 0 {
-        errs.push((
-            key(&["logs", "max_size_mb"]),
-            "max_size_mb and max_files must be at least 1".into(),
-        ));
+    if config.logs.max_size_mb == 0 {
+        errs.push((key(&["logs", "max_size_mb"]), "must be at least 1".into()));
+    }
+    if config.logs.max_files == 0 {
+        errs.push((key(&["logs", "max_files"]), "must be at least 1".into()));
     }
     errs
 }
@@ -274,6 +310,33 @@ mod tests {
             "odoo/",
         ] {
             assert!(reference_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn password_files_are_checked_and_read_through_one_handle() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("pw");
+        std::fs::write(&f, "s3cret\nrest\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password_file(&f).unwrap(), "s3cret");
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(read_password_file(&link).is_err(), "a symlink is refused");
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = read_password_file(&fifo).unwrap_err();
+        assert!(
+            e.contains("not a file"),
+            "a fifo is refused, not waited on: {e}"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(read_password_file(&f).unwrap_err().contains("0640"));
+        if nix::unistd::geteuid().is_root() {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&f, Some(4321), None).unwrap();
+            assert!(read_password_file(&f).unwrap_err().contains("uid 4321"));
         }
     }
 }

@@ -38,12 +38,8 @@ pub fn login_for(
     registry: &str,
 ) -> Result<Option<RegistryLogin>, String> {
     if let Some(r) = registries.get(registry) {
-        if let Some(m) = super::images::password_file_problem(&r.password_file) {
-            return Err(format!("[registries.\"{registry}\"] password_file: {m}"));
-        }
-        let text = std::fs::read_to_string(&r.password_file)
-            .map_err(|e| format!("reading {}: {e}", r.password_file.display()))?;
-        let password = text.lines().next().unwrap_or("").to_string();
+        let password = super::images::read_password_file(&r.password_file)
+            .map_err(|m| format!("[registries.\"{registry}\"] password_file: {m}"))?;
         return Ok(Some(RegistryLogin {
             server: registry.to_string(),
             username: r.username.clone(),

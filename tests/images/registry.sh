@@ -10,8 +10,9 @@ chmod 700 "$REG"
 if [ ! -s "$REG/password" ]; then
     (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$REG/password")
 fi
-if [ ! -s "$REG/htpasswd" ] || ! htpasswd -bv "$REG/htpasswd" stagelet "$(cat "$REG/password")" >/dev/null 2>&1; then
-    htpasswd -Bbc "$REG/htpasswd" stagelet "$(cat "$REG/password")" 2>/dev/null
+# -i reads the password from stdin: never on a command line other users can see in ps.
+if [ ! -s "$REG/htpasswd" ] || ! htpasswd -iv "$REG/htpasswd" stagelet < "$REG/password" >/dev/null 2>&1; then
+    htpasswd -iBc "$REG/htpasswd" stagelet < "$REG/password" 2>/dev/null
 fi
 for port in 5000 5001; do
     if curl -s -o /dev/null "http://127.0.0.1:$port/v2/"; then

@@ -53,7 +53,8 @@ pub struct ImageDigest {
 
 impl Stages {
     /// Pulls every image of `profile` (default: the default profile) as its policy says,
-    /// `missing` pulling only what the engine lacks.
+    /// `missing` pulling only what the engine lacks. `never` counts as `missing` here: this
+    /// explicit pre-pull is what a `never` create's error tells the operator to run.
     pub async fn pull_profile(
         &self,
         config: &Config,
@@ -71,7 +72,11 @@ impl Stages {
             if out.iter().any(|d| d.image == c.image) {
                 continue;
             }
-            let digest = self.ensure_image(config, c.pull, &c.image, None).await?;
+            let policy = match c.pull {
+                PullPolicy::Never => PullPolicy::Missing,
+                other => other,
+            };
+            let digest = self.ensure_image(config, policy, &c.image, None).await?;
             out.push(ImageDigest {
                 image: c.image.clone(),
                 digest,
@@ -181,16 +186,28 @@ impl Stages {
             progress(&p);
             *done.lock().unwrap_or_else(|e| e.into_inner()) = p;
         };
-        let digest = self
+        let pull = self
             .deps
             .engine
-            .pull_image(image, login.as_ref(), &source, &record)
-            .await?;
+            .pull_image(image, login.as_ref(), &source, &record);
+        let digest = tokio::time::timeout(PULL_TIMEOUT, pull)
+            .await
+            .map_err(|_| {
+                Error::Docker(format!(
+                    "pulling {image} from {}: timed out after {} minutes",
+                    registry_of(image),
+                    PULL_TIMEOUT.as_secs() / 60
+                ))
+            })??;
         let p = done.lock().unwrap_or_else(|e| e.into_inner()).clone();
         emit(format!("{} done, {digest}", describe(image, &p)));
         Ok(digest)
     }
 }
+
+/// The longest one pull may take: a registry that accepts the connection and never answers
+/// must not hold a create (and the image's lock) forever; generous for multi-GB images.
+const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// `IMAGE: N layers, X of Y bytes`.
 fn describe(image: &str, p: &PullProgress) -> String {
