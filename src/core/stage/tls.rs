@@ -11,7 +11,7 @@ use crate::core::interfaces::CertAuthority;
 use crate::core::names::Domain;
 use crate::core::settings::{Settings, TlsMode};
 use crate::core::time::{rfc3339, Timestamp};
-use crate::core::tls::{TlsRecord, TlsState, TlsView};
+use crate::core::tls::{IssueError, TlsRecord, TlsState, TlsView};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -218,7 +218,12 @@ impl Stages {
         let Some(_busy) = tls.start(&domain, now) else {
             return;
         };
-        let result = tls.ca.issue(&config.tls.acme, &domain).await;
+        // In its own task: a panic in the ACME code is a failure that backs off like any
+        // other, not a busy domain left without a record (retried every tick).
+        let (ca, acme, d) = (tls.ca.clone(), config.tls.acme.clone(), domain.clone());
+        let result = tokio::spawn(async move { ca.issue(&acme, &d).await })
+            .await
+            .unwrap_or_else(|e| Err(IssueError::Failed(format!("the order failed: {e}"))));
         let stage = self.find(&uuid.to_string()).ok();
         match result {
             Ok(cert) => {
