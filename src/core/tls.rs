@@ -166,24 +166,19 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 /// When to renew: inside the server's ARI window when it gave one (its middle, so clients
-/// spread out; at once if the window has begun), else at two thirds of the lifetime.
+/// spread out; soon if the window has begun), else at two thirds of the lifetime. Never
+/// sooner than a minute on: a short-lived certificate or a past window makes no tight loop.
 pub fn renew_at(
     not_before: Timestamp,
     not_after: Timestamp,
     ari: Option<(Timestamp, Timestamp)>,
     now: Timestamp,
 ) -> Timestamp {
-    match ari {
-        Some((start, end)) if start <= end => {
-            let middle: Timestamp = start + (end - start) / 2;
-            middle.max(now.min(end))
-        }
-        // Never sooner than a minute on: a short-lived certificate makes no tight loop.
-        _ => {
-            let two_thirds: Timestamp = not_before + (not_after - not_before) * 2 / 3;
-            two_thirds.max(now + Duration::minutes(1))
-        }
-    }
+    let at: Timestamp = match ari {
+        Some((start, end)) if start <= end => start + (end - start) / 2,
+        _ => not_before + (not_after - not_before) * 2 / 3,
+    };
+    at.max(now + Duration::minutes(1))
 }
 
 /// A certificate now in place for a domain.
@@ -228,9 +223,10 @@ mod tests {
     #[test]
     fn renewal_at_two_thirds_or_in_the_ari_window() {
         assert_eq!(renew_at(t(0), t(90), None, t(0)), t(60));
-        assert_eq!(renew_at(t(0), t(90), Some((t(40), t(50))), t(0)), t(45));
-        // A window already begun: at once, not in the past.
-        assert_eq!(renew_at(t(0), t(90), Some((t(10), t(100))), t(70)), t(70));
+        assert_eq!(renew_at(t(0), t(900), Some((t(400), t(500))), t(0)), t(450));
+        // A window already begun or past: a minute on, not in the past.
+        assert_eq!(renew_at(t(0), t(90), Some((t(10), t(100))), t(70)), t(130));
+        assert_eq!(renew_at(t(0), t(90), Some((t(10), t(20))), t(70)), t(130));
     }
 
     #[test]
