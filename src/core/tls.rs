@@ -121,22 +121,24 @@ impl TlsRecord {
         }
     }
 
-    /// A new certificate is in place.
-    pub fn issued(&mut self, cert: &Issued, now: Timestamp) {
+    /// A new certificate is in place. `was_forced`: the order answered a forced renewal (one
+    /// asked for while it ran still holds).
+    pub fn issued(&mut self, cert: &Issued, now: Timestamp, was_forced: bool) {
         self.state = TlsState::Issued;
         self.not_before = Some(cert.not_before);
         self.not_after = Some(cert.not_after);
         self.issuer = Some(cert.issuer.clone());
         self.renew_at = Some(renew_at(cert.not_before, cert.not_after, cert.ari, now));
         (self.last_error, self.failures, self.next_attempt) = (None, 0, None);
-        (self.rate_limited_until, self.forced) = (None, false);
+        self.rate_limited_until = None;
+        self.forced &= !was_forced;
     }
 
     /// An attempt failed: back off, and respect a server's Retry-After.
-    pub fn failed(&mut self, err: &IssueError, now: Timestamp) {
+    pub fn failed(&mut self, err: &IssueError, now: Timestamp, was_forced: bool) {
         self.failures = self.failures.saturating_add(1);
         self.state = TlsState::Failed;
-        self.forced = false;
+        self.forced &= !was_forced;
         self.last_error = Some(err.to_string());
         let mut next = now + backoff(self.failures);
         if let IssueError::RateLimited { retry_after, .. } = err {
@@ -233,18 +235,18 @@ mod tests {
     fn failures_back_off_and_rate_limits_hold_even_a_forced_renewal() {
         let mut r = rec();
         assert!(r.due(t(0)));
-        r.failed(&IssueError::Failed("dns".into()), t(0));
+        r.failed(&IssueError::Failed("dns".into()), t(0), false);
         assert_eq!(r.state, TlsState::Failed);
         assert!(!r.due(t(59)));
         assert!(r.due(t(60)));
-        r.failed(&IssueError::Failed("dns".into()), t(60));
+        r.failed(&IssueError::Failed("dns".into()), t(60), false);
         assert!(!r.due(t(60 + 599)));
         assert!(r.due(t(660)));
         let limited = IssueError::RateLimited {
             detail: "too many".into(),
             retry_after: Some(t(10_000)),
         };
-        r.failed(&limited, t(700));
+        r.failed(&limited, t(700), false);
         r.forced = true;
         assert!(!r.due(t(9_999)));
         assert!(r.due(t(10_000)));
@@ -254,14 +256,19 @@ mod tests {
     #[test]
     fn issued_resets_and_renews_later() {
         let mut r = rec();
-        r.failed(&IssueError::Failed("x".into()), t(0));
+        r.failed(&IssueError::Failed("x".into()), t(0), false);
         let cert = Issued {
             not_before: t(0),
             not_after: t(90 * 86_400),
             issuer: "CN=test".into(),
             ari: None,
         };
-        r.issued(&cert, t(100));
+        // A renewal forced while this order ran is not cleared by its end; the forced one is.
+        r.forced = true;
+        r.issued(&cert, t(100), false);
+        assert!(r.forced);
+        r.issued(&cert, t(100), true);
+        assert!(!r.forced);
         assert_eq!(
             (r.state, r.failures, r.last_error.clone()),
             (TlsState::Issued, 0, None)
@@ -271,8 +278,9 @@ mod tests {
         r.forced = true;
         assert!(r.due(t(200)));
         assert!(!r.expiring(t(80 * 86_400)));
-        r.failed(&IssueError::Failed("x".into()), t(80 * 86_400));
+        r.failed(&IssueError::Failed("x".into()), t(80 * 86_400), true);
         assert!(r.expiring(t(80 * 86_400)));
+        assert!(!r.forced);
         assert_eq!(r.state, TlsState::Failed);
         assert!(r.not_after.is_some(), "the last valid certificate is kept");
     }

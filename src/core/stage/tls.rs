@@ -120,9 +120,13 @@ impl TlsManager {
     }
 
     /// Marks `domain` busy if its order is due and none runs; the guard frees it.
-    fn start(&self, domain: &Domain, now: Timestamp) -> Option<BusyGuard<'_>> {
-        let due = lock(&self.records).get(domain).is_none_or(|r| r.due(now));
-        (due && lock(&self.busy).insert(domain.clone())).then(|| BusyGuard(self, domain.clone()))
+    /// With it, whether a renewal was forced when the order started.
+    fn start(&self, domain: &Domain, now: Timestamp) -> Option<(BusyGuard<'_>, bool)> {
+        let (due, forced) = lock(&self.records)
+            .get(domain)
+            .map_or((true, false), |r| (r.due(now), r.forced));
+        (due && lock(&self.busy).insert(domain.clone()))
+            .then(|| (BusyGuard(self, domain.clone()), forced))
     }
 
     /// Changes a domain's record in memory, then stores it (off the lock).
@@ -215,7 +219,7 @@ impl Stages {
         uuid: Uuid,
         now: Timestamp,
     ) {
-        let Some(_busy) = tls.start(&domain, now) else {
+        let Some((_busy, was_forced)) = tls.start(&domain, now) else {
             return;
         };
         // In its own task: a panic in the ACME code is a failure that backs off like any
@@ -231,7 +235,9 @@ impl Stages {
                 if let Err(e) = self.reapply_site(uuid).await {
                     tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; its next change uses it");
                 }
-                let r = tls.update(&domain, |r| r.issued(&cert, now)).await;
+                let r = tls
+                    .update(&domain, |r| r.issued(&cert, now, was_forced))
+                    .await;
                 tracing::info!(%domain, not_after = ?r.not_after.as_ref().map(rfc3339), "certificate issued");
                 if let Some(s) = &stage {
                     self.events.send(Event::new(
@@ -243,7 +249,7 @@ impl Stages {
                 }
             }
             Err(e) => {
-                let r = tls.update(&domain, |r| r.failed(&e, now)).await;
+                let r = tls.update(&domain, |r| r.failed(&e, now, was_forced)).await;
                 let next = r
                     .next_attempt
                     .max(r.rate_limited_until)
