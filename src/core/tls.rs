@@ -69,6 +69,9 @@ pub struct TlsRecord {
     pub rate_limited_until: Option<Timestamp>,
     /// `tls.renew` asked for a renewal now.
     pub forced: bool,
+    /// The certificate is in place but its site was not put again: nginx does not serve it.
+    #[serde(default)]
+    pub unserved: bool,
 }
 
 impl TlsRecord {
@@ -85,6 +88,7 @@ impl TlsRecord {
             next_attempt: None,
             rate_limited_until: None,
             forced: false,
+            unserved: false,
         }
     }
 
@@ -105,6 +109,10 @@ impl TlsRecord {
 
     /// Whether an order is due at `now`.
     pub fn due(&self, now: Timestamp) -> bool {
+        if self.unserved {
+            // Only the site is put again: the ACME server is not asked.
+            return self.next_attempt.is_none_or(|t| t <= now);
+        }
         if self.rate_limited_until.is_some_and(|t| t > now) {
             return false;
         }
@@ -130,8 +138,25 @@ impl TlsRecord {
         self.issuer = Some(cert.issuer.clone());
         self.renew_at = Some(renew_at(cert.not_before, cert.not_after, cert.ari, now));
         (self.last_error, self.failures, self.next_attempt) = (None, 0, None);
-        self.rate_limited_until = None;
+        (self.rate_limited_until, self.unserved) = (None, false);
         self.forced &= !was_forced;
+    }
+
+    /// The certificate is in place but nginx was not given its site again: still pending,
+    /// and the site is put again a minute on.
+    pub fn not_served(&mut self, err: &str, now: Timestamp) {
+        self.state = TlsState::Pending;
+        self.unserved = true;
+        self.last_error = Some(format!(
+            "the certificate is in place but nginx does not serve it yet: {err}"
+        ));
+        self.next_attempt = Some(now + Duration::minutes(1));
+    }
+
+    /// nginx now serves the certificate in place.
+    pub fn served(&mut self) {
+        self.state = TlsState::Issued;
+        (self.unserved, self.last_error, self.next_attempt) = (false, None, None);
     }
 
     /// An attempt failed: back off, and respect a server's Retry-After.
@@ -269,6 +294,15 @@ mod tests {
         assert!(r.forced);
         r.issued(&cert, t(100), true);
         assert!(!r.forced);
+        // nginx refused the site again: pending, its site put again a minute on, no order.
+        r.not_served("nginx -t failed", t(100));
+        assert_eq!(r.state, TlsState::Pending);
+        assert!(r.view().last_error.unwrap().contains("nginx -t failed"));
+        assert!(!r.due(t(159)));
+        assert!(r.due(t(160)));
+        r.served();
+        assert_eq!((r.state, r.last_error.clone()), (TlsState::Issued, None));
+        assert!(!r.due(t(160)));
         assert_eq!(
             (r.state, r.failures, r.last_error.clone()),
             (TlsState::Issued, 0, None)

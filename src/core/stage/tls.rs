@@ -222,6 +222,9 @@ impl Stages {
         let Some((_busy, was_forced)) = tls.start(&domain, now) else {
             return;
         };
+        if lock(&tls.records).get(&domain).is_some_and(|r| r.unserved) {
+            return self.tls_serve(tls, &domain, uuid, now).await;
+        }
         // In its own task: a panic in the ACME code is a failure that backs off like any
         // other, not a busy domain left without a record (retried every tick).
         let (ca, acme, d) = (tls.ca.clone(), config.tls.acme.clone(), domain.clone());
@@ -232,12 +235,19 @@ impl Stages {
         match result {
             Ok(cert) => {
                 // nginx first, then the record: `issued` means nginx serves it.
-                if let Err(e) = self.reapply_site(uuid).await {
-                    tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; its next change uses it");
-                }
+                let put = self.reapply_site(uuid).await;
                 let r = tls
-                    .update(&domain, |r| r.issued(&cert, now, was_forced))
+                    .update(&domain, |r| {
+                        r.issued(&cert, now, was_forced);
+                        if let Err(e) = &put {
+                            r.not_served(&e.to_string(), now);
+                        }
+                    })
                     .await;
+                if let Err(e) = put {
+                    tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; tried again in a minute");
+                    return;
+                }
                 tracing::info!(%domain, not_after = ?r.not_after.as_ref().map(rfc3339), "certificate issued");
                 if let Some(s) = &stage {
                     self.events.send(Event::new(
@@ -263,6 +273,21 @@ impl Stages {
                     );
                     self.events.send(Event::new(s, "tls", "failed", msg));
                 }
+            }
+        }
+    }
+
+    /// Puts the site again for a certificate in place that nginx does not serve yet.
+    async fn tls_serve(&self, tls: &TlsManager, domain: &Domain, uuid: Uuid, now: Timestamp) {
+        match self.reapply_site(uuid).await {
+            Ok(()) => {
+                tls.update(domain, |r| r.served()).await;
+                tracing::info!(%domain, "certificate now served");
+            }
+            Err(e) => {
+                tls.update(domain, |r| r.not_served(&e.to_string(), now))
+                    .await;
+                tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; tried again in a minute");
             }
         }
     }
