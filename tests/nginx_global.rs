@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::nginx::{curl, setup_with, site, Backend, TestNginx};
+use common::nginx::{curl, self_signed, setup_with, site, Backend, TestNginx};
 use common::{require_engine, Daemon, StageEnv, DAEMON, TEST_PROFILE};
 use stagelet::core::interfaces::ProxySites;
 use stagelet::core::site::SiteState;
@@ -209,4 +209,42 @@ fn check_config_refuses_paths_nginx_cannot_take() {
             && err.contains("sites_dir"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_global_file_stays_when_one_site_breaks_nginx() {
+    // An upgrade from 0.1.0: sites exist but no global file; one site's certificate vanished.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let base = common::ports(3);
+    let nginx = TestNginx::start_debian(dir.path(), base, base + 1, false);
+    let s = setup_with(dir, nginx);
+    let certs = s.dir.path().join("certs");
+    self_signed(&certs, "a.example.com");
+    s.set_config(|c| {
+        c.nginx.tls_certificate = format!("{}/{{domain}}.pem", certs.display());
+        c.nginx.tls_certificate_key = format!("{}/{{domain}}.key", certs.display());
+    });
+    let backend = Backend::start(s.dir.path(), base + 2, "ok\n");
+    let spec = |n: &str| {
+        site(
+            "acme",
+            n,
+            &format!("{n}.example.com"),
+            SiteState::Running,
+            backend.port,
+        )
+    };
+    s.sites.apply(spec("a")).await.unwrap();
+    let global = s.nginx.global_file();
+    std::fs::remove_file(&global).unwrap();
+    std::fs::remove_file(certs.join("a.example.com.pem")).unwrap();
+    std::fs::remove_file(certs.join("a.example.com.key")).unwrap();
+
+    s.sites.apply(spec("b")).await.unwrap();
+    assert!(global.exists(), "the new global file stays");
+    assert_eq!(s.nginx.get("b.example.com", "/"), (200, "ok\n".into()));
+    // a is out of the way: rendered again without TLS (or set aside), never blocking b.
+    let text = std::fs::read_to_string(s.file("acme", "a")).unwrap_or_default();
+    assert!(!text.contains("ssl_certificate"), "{text}");
 }

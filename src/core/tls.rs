@@ -69,6 +69,9 @@ pub struct TlsRecord {
     pub rate_limited_until: Option<Timestamp>,
     /// `tls.renew` asked for a renewal now.
     pub forced: bool,
+    /// The certificate is in place but its site was not put again: nginx does not serve it.
+    #[serde(default)]
+    pub unserved: bool,
 }
 
 impl TlsRecord {
@@ -85,6 +88,7 @@ impl TlsRecord {
             next_attempt: None,
             rate_limited_until: None,
             forced: false,
+            unserved: false,
         }
     }
 
@@ -105,6 +109,10 @@ impl TlsRecord {
 
     /// Whether an order is due at `now`.
     pub fn due(&self, now: Timestamp) -> bool {
+        if self.unserved {
+            // Only the site is put again: the ACME server is not asked.
+            return self.next_attempt.is_none_or(|t| t <= now);
+        }
         if self.rate_limited_until.is_some_and(|t| t > now) {
             return false;
         }
@@ -121,22 +129,41 @@ impl TlsRecord {
         }
     }
 
-    /// A new certificate is in place.
-    pub fn issued(&mut self, cert: &Issued, now: Timestamp) {
+    /// A new certificate is in place. `was_forced`: the order answered a forced renewal (one
+    /// asked for while it ran still holds).
+    pub fn issued(&mut self, cert: &Issued, now: Timestamp, was_forced: bool) {
         self.state = TlsState::Issued;
         self.not_before = Some(cert.not_before);
         self.not_after = Some(cert.not_after);
         self.issuer = Some(cert.issuer.clone());
         self.renew_at = Some(renew_at(cert.not_before, cert.not_after, cert.ari, now));
         (self.last_error, self.failures, self.next_attempt) = (None, 0, None);
-        (self.rate_limited_until, self.forced) = (None, false);
+        (self.rate_limited_until, self.unserved) = (None, false);
+        self.forced &= !was_forced;
+    }
+
+    /// The certificate is in place but nginx was not given its site again: still pending,
+    /// and the site is put again a minute on.
+    pub fn not_served(&mut self, err: &str, now: Timestamp) {
+        self.state = TlsState::Pending;
+        self.unserved = true;
+        self.last_error = Some(format!(
+            "the certificate is in place but nginx does not serve it yet: {err}"
+        ));
+        self.next_attempt = Some(now + Duration::minutes(1));
+    }
+
+    /// nginx now serves the certificate in place.
+    pub fn served(&mut self) {
+        self.state = TlsState::Issued;
+        (self.unserved, self.last_error, self.next_attempt) = (false, None, None);
     }
 
     /// An attempt failed: back off, and respect a server's Retry-After.
-    pub fn failed(&mut self, err: &IssueError, now: Timestamp) {
+    pub fn failed(&mut self, err: &IssueError, now: Timestamp, was_forced: bool) {
         self.failures = self.failures.saturating_add(1);
         self.state = TlsState::Failed;
-        self.forced = false;
+        self.forced &= !was_forced;
         self.last_error = Some(err.to_string());
         let mut next = now + backoff(self.failures);
         if let IssueError::RateLimited { retry_after, .. } = err {
@@ -166,24 +193,19 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 /// When to renew: inside the server's ARI window when it gave one (its middle, so clients
-/// spread out; at once if the window has begun), else at two thirds of the lifetime.
+/// spread out; soon if the window has begun), else at two thirds of the lifetime. Never
+/// sooner than a minute on: a short-lived certificate or a past window makes no tight loop.
 pub fn renew_at(
     not_before: Timestamp,
     not_after: Timestamp,
     ari: Option<(Timestamp, Timestamp)>,
     now: Timestamp,
 ) -> Timestamp {
-    match ari {
-        Some((start, end)) if start <= end => {
-            let middle: Timestamp = start + (end - start) / 2;
-            middle.max(now.min(end))
-        }
-        // Never sooner than a minute on: a short-lived certificate makes no tight loop.
-        _ => {
-            let two_thirds: Timestamp = not_before + (not_after - not_before) * 2 / 3;
-            two_thirds.max(now + Duration::minutes(1))
-        }
-    }
+    let at: Timestamp = match ari {
+        Some((start, end)) if start <= end => start + (end - start) / 2,
+        _ => not_before + (not_after - not_before) * 2 / 3,
+    };
+    at.max(now + Duration::minutes(1))
 }
 
 /// A certificate now in place for a domain.
@@ -228,27 +250,28 @@ mod tests {
     #[test]
     fn renewal_at_two_thirds_or_in_the_ari_window() {
         assert_eq!(renew_at(t(0), t(90), None, t(0)), t(60));
-        assert_eq!(renew_at(t(0), t(90), Some((t(40), t(50))), t(0)), t(45));
-        // A window already begun: at once, not in the past.
-        assert_eq!(renew_at(t(0), t(90), Some((t(10), t(100))), t(70)), t(70));
+        assert_eq!(renew_at(t(0), t(900), Some((t(400), t(500))), t(0)), t(450));
+        // A window already begun or past: a minute on, not in the past.
+        assert_eq!(renew_at(t(0), t(90), Some((t(10), t(100))), t(70)), t(130));
+        assert_eq!(renew_at(t(0), t(90), Some((t(10), t(20))), t(70)), t(130));
     }
 
     #[test]
     fn failures_back_off_and_rate_limits_hold_even_a_forced_renewal() {
         let mut r = rec();
         assert!(r.due(t(0)));
-        r.failed(&IssueError::Failed("dns".into()), t(0));
+        r.failed(&IssueError::Failed("dns".into()), t(0), false);
         assert_eq!(r.state, TlsState::Failed);
         assert!(!r.due(t(59)));
         assert!(r.due(t(60)));
-        r.failed(&IssueError::Failed("dns".into()), t(60));
+        r.failed(&IssueError::Failed("dns".into()), t(60), false);
         assert!(!r.due(t(60 + 599)));
         assert!(r.due(t(660)));
         let limited = IssueError::RateLimited {
             detail: "too many".into(),
             retry_after: Some(t(10_000)),
         };
-        r.failed(&limited, t(700));
+        r.failed(&limited, t(700), false);
         r.forced = true;
         assert!(!r.due(t(9_999)));
         assert!(r.due(t(10_000)));
@@ -258,14 +281,28 @@ mod tests {
     #[test]
     fn issued_resets_and_renews_later() {
         let mut r = rec();
-        r.failed(&IssueError::Failed("x".into()), t(0));
+        r.failed(&IssueError::Failed("x".into()), t(0), false);
         let cert = Issued {
             not_before: t(0),
             not_after: t(90 * 86_400),
             issuer: "CN=test".into(),
             ari: None,
         };
-        r.issued(&cert, t(100));
+        // A renewal forced while this order ran is not cleared by its end; the forced one is.
+        r.forced = true;
+        r.issued(&cert, t(100), false);
+        assert!(r.forced);
+        r.issued(&cert, t(100), true);
+        assert!(!r.forced);
+        // nginx refused the site again: pending, its site put again a minute on, no order.
+        r.not_served("nginx -t failed", t(100));
+        assert_eq!(r.state, TlsState::Pending);
+        assert!(r.view().last_error.unwrap().contains("nginx -t failed"));
+        assert!(!r.due(t(159)));
+        assert!(r.due(t(160)));
+        r.served();
+        assert_eq!((r.state, r.last_error.clone()), (TlsState::Issued, None));
+        assert!(!r.due(t(160)));
         assert_eq!(
             (r.state, r.failures, r.last_error.clone()),
             (TlsState::Issued, 0, None)
@@ -275,8 +312,9 @@ mod tests {
         r.forced = true;
         assert!(r.due(t(200)));
         assert!(!r.expiring(t(80 * 86_400)));
-        r.failed(&IssueError::Failed("x".into()), t(80 * 86_400));
+        r.failed(&IssueError::Failed("x".into()), t(80 * 86_400), true);
         assert!(r.expiring(t(80 * 86_400)));
+        assert!(!r.forced);
         assert_eq!(r.state, TlsState::Failed);
         assert!(r.not_after.is_some(), "the last valid certificate is kept");
     }

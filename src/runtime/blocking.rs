@@ -62,10 +62,16 @@ impl<T> OffThread<T> {
         T: Send + Sync + 'static,
     {
         let inner = self.0.clone();
-        tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        run(move || f(&inner)).await
     }
+}
+
+/// Runs blocking `f` on tokio's blocking pool, never on an async worker; a panic in it is
+/// resumed here.
+pub async fn run<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 fn owned(s: &str) -> String {

@@ -11,7 +11,7 @@ use crate::core::interfaces::CertAuthority;
 use crate::core::names::Domain;
 use crate::core::settings::{Settings, TlsMode};
 use crate::core::time::{rfc3339, Timestamp};
-use crate::core::tls::{TlsRecord, TlsState, TlsView};
+use crate::core::tls::{IssueError, TlsRecord, TlsState, TlsView};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -120,9 +120,13 @@ impl TlsManager {
     }
 
     /// Marks `domain` busy if its order is due and none runs; the guard frees it.
-    fn start(&self, domain: &Domain, now: Timestamp) -> Option<BusyGuard<'_>> {
-        let due = lock(&self.records).get(domain).is_none_or(|r| r.due(now));
-        (due && lock(&self.busy).insert(domain.clone())).then(|| BusyGuard(self, domain.clone()))
+    /// With it, whether a renewal was forced when the order started.
+    fn start(&self, domain: &Domain, now: Timestamp) -> Option<(BusyGuard<'_>, bool)> {
+        let (due, forced) = lock(&self.records)
+            .get(domain)
+            .map_or((true, false), |r| (r.due(now), r.forced));
+        (due && lock(&self.busy).insert(domain.clone()))
+            .then(|| (BusyGuard(self, domain.clone()), forced))
     }
 
     /// Changes a domain's record in memory, then stores it (off the lock).
@@ -215,18 +219,35 @@ impl Stages {
         uuid: Uuid,
         now: Timestamp,
     ) {
-        let Some(_busy) = tls.start(&domain, now) else {
+        let Some((_busy, was_forced)) = tls.start(&domain, now) else {
             return;
         };
-        let result = tls.ca.issue(&config.tls.acme, &domain).await;
+        if lock(&tls.records).get(&domain).is_some_and(|r| r.unserved) {
+            return self.tls_serve(tls, &domain, uuid, now).await;
+        }
+        // In its own task: a panic in the ACME code is a failure that backs off like any
+        // other, not a busy domain left without a record (retried every tick).
+        let (ca, acme, d) = (tls.ca.clone(), config.tls.acme.clone(), domain.clone());
+        let result = tokio::spawn(async move { ca.issue(&acme, &d).await })
+            .await
+            .unwrap_or_else(|e| Err(IssueError::Failed(format!("the order failed: {e}"))));
         let stage = self.find(&uuid.to_string()).ok();
         match result {
             Ok(cert) => {
                 // nginx first, then the record: `issued` means nginx serves it.
-                if let Err(e) = self.reapply_site(uuid).await {
-                    tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; its next change uses it");
+                let put = self.reapply_site(uuid).await;
+                let r = tls
+                    .update(&domain, |r| {
+                        r.issued(&cert, now, was_forced);
+                        if let Err(e) = &put {
+                            r.not_served(&e.to_string(), now);
+                        }
+                    })
+                    .await;
+                if let Err(e) = put {
+                    tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; tried again in a minute");
+                    return;
                 }
-                let r = tls.update(&domain, |r| r.issued(&cert, now)).await;
                 tracing::info!(%domain, not_after = ?r.not_after.as_ref().map(rfc3339), "certificate issued");
                 if let Some(s) = &stage {
                     self.events.send(Event::new(
@@ -238,7 +259,7 @@ impl Stages {
                 }
             }
             Err(e) => {
-                let r = tls.update(&domain, |r| r.failed(&e, now)).await;
+                let r = tls.update(&domain, |r| r.failed(&e, now, was_forced)).await;
                 let next = r
                     .next_attempt
                     .max(r.rate_limited_until)
@@ -252,6 +273,21 @@ impl Stages {
                     );
                     self.events.send(Event::new(s, "tls", "failed", msg));
                 }
+            }
+        }
+    }
+
+    /// Puts the site again for a certificate in place that nginx does not serve yet.
+    async fn tls_serve(&self, tls: &TlsManager, domain: &Domain, uuid: Uuid, now: Timestamp) {
+        match self.reapply_site(uuid).await {
+            Ok(()) => {
+                tls.update(domain, |r| r.served()).await;
+                tracing::info!(%domain, "certificate now served");
+            }
+            Err(e) => {
+                tls.update(domain, |r| r.not_served(&e.to_string(), now))
+                    .await;
+                tracing::warn!(%domain, error = %e, "the certificate is in place but the site was not put again; tried again in a minute");
             }
         }
     }

@@ -63,17 +63,22 @@ impl AcmeHttp {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// The longest wait a server's Retry-After may impose: a huge one would overflow the clock.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `Retry-After` as seconds or an HTTP date, at most `MAX_RETRY_AFTER` from `now`.
 fn parse_retry_after(value: &str, now: SystemTime) -> Option<SystemTime> {
     let value = value.trim();
-    match value.parse::<u64>() {
-        Ok(secs) => Some(now + Duration::from_secs(secs)),
+    let cap = now.checked_add(MAX_RETRY_AFTER)?;
+    let at = match value.parse::<u64>() {
+        Ok(secs) => now.checked_add(Duration::from_secs(secs)).unwrap_or(cap),
         Err(_) => {
             time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822)
                 .ok()
-                .map(SystemTime::from)
+                .map(SystemTime::from)?
         }
-    }
+    };
+    Some(at.min(cap))
 }
 
 impl HttpClient for AcmeHttp {
@@ -118,5 +123,9 @@ mod tests {
         let date = parse_retry_after("Thu, 01 Jan 1970 00:20:00 GMT", now).unwrap();
         assert_eq!(date, SystemTime::UNIX_EPOCH + Duration::from_secs(1_200));
         assert_eq!(parse_retry_after("soon", now), None);
+        // Huge values are clamped, never a panic.
+        let cap = Some(now + MAX_RETRY_AFTER);
+        assert_eq!(parse_retry_after(&u64::MAX.to_string(), now), cap);
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), cap);
     }
 }

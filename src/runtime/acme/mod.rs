@@ -10,6 +10,7 @@ use crate::core::interfaces::CertAuthority;
 use crate::core::names::Domain;
 use crate::core::time::Timestamp;
 use crate::core::tls::{IssueError, Issued, TlsRecord};
+use crate::runtime::blocking::run as off_thread;
 use client::AcmeHttp;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
@@ -155,15 +156,6 @@ fn other(msg: impl Into<String>) -> instant_acme::Error {
     instant_acme::Error::Other(msg.into().into())
 }
 
-/// Runs file work on tokio's blocking pool, never on an async worker.
-async fn off_thread<T: Send + 'static>(
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> std::io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-}
-
 /// Removes the published tokens however the order ends (on the blocking pool).
 struct Tokens(Vec<PathBuf>);
 
@@ -243,9 +235,7 @@ impl CertAuthority for AcmeAuthority {
 
     async fn load(&self) -> Vec<TlsRecord> {
         let store = self.store.clone();
-        let files = off_thread(move || Ok(store.records()))
-            .await
-            .unwrap_or_default();
+        let files = off_thread(move || store.records()).await;
         files
             .into_iter()
             .filter_map(|(path, bytes)| match serde_json::from_slice(&bytes) {

@@ -79,6 +79,16 @@ pub fn apply(
     (results, live && reloaded.is_ok())
 }
 
+/// Tests nginx, setting aside each site that breaks the test until it passes; `Err` when the
+/// fault is not in stagelet's sites.
+pub(super) fn test_setting_aside(
+    dir: &Path,
+    control: &Control,
+    opts: &RenderOptions,
+) -> Result<(), String> {
+    test_isolating(dir, control, opts, &mut [], &mut BTreeSet::new())
+}
+
 /// Tests until nginx accepts the configuration: each failure puts this batch's offending change
 /// back (it alone fails) or gets another offending site out of the way. `Err` when the fault
 /// is not in stagelet's sites.

@@ -9,6 +9,7 @@
 //! catch-all's (the default server of `listen_https`, whose settings nginx uses before SNI
 //! picks a stage) and each stage's.
 
+use super::batch;
 use super::control::Control;
 use super::render::{lines, RenderOptions, SSL_CIPHERS, SSL_PROTOCOLS};
 use crate::config::types::SafePath;
@@ -106,11 +107,19 @@ pub fn ensure(config: &Config, control: &Control) -> Result<bool, String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
     write(text.as_bytes())?;
-    if let Err(e) = control.test() {
-        let _ = match &previous {
+    // A site nginx refuses (its certificate vanished) is set aside as a batch would: putting
+    // the old file back, or none, would leave nginx including no site at all.
+    let sites = config.nginx.sites_dir.as_path();
+    let opts = RenderOptions::from_config(config);
+    if let Err(e) = batch::test_setting_aside(sites, control, &opts) {
+        let undone = match &previous {
             Some(old) => write(old.as_bytes()),
-            None => std::fs::remove_file(path).map_err(|e| e.to_string()),
+            None => std::fs::remove_file(path)
+                .map_err(|e| format!("cannot remove {}: {e}", path.display())),
         };
+        if let Err(undo) = &undone {
+            tracing::error!(file = %path.display(), error = %undo, "cannot put the nginx global file back as it was");
+        }
         return Err(format!("{e}; {} is left as it was", path.display()));
     }
     if !control.running() {
