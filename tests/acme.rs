@@ -6,13 +6,11 @@
 
 mod common;
 
-use common::acme::{require_pebble, AcmeEnv};
+use common::acme::{hammer, require_pebble, AcmeEnv};
 use common::nginx::curl;
 use common::{require_engine, DAEMON};
 use serde_json::{json, Value};
 use stagelet::api::rpc::EventsApiClient;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const QA: &str = "qa.acme.example.com";
@@ -73,57 +71,6 @@ async fn wait_stage(env: &AcmeEnv, stage: &str, what: &str, f: impl Fn(&Value) -
 
 fn https(env: &AcmeEnv, host: &str) -> (u16, String) {
     env.nginx.get_tls(host, &env.pebble.issuer_root)
-}
-
-/// Requests over HTTPS in a loop on another thread until stopped: (made, failed, first failure).
-struct Hammer {
-    stop: Arc<AtomicBool>,
-    made: Arc<AtomicUsize>,
-    thread: std::thread::JoinHandle<Vec<(u16, String)>>,
-}
-
-fn hammer(env: &AcmeEnv, host: &str) -> Hammer {
-    let stop = Arc::new(AtomicBool::new(false));
-    let made = Arc::new(AtomicUsize::new(0));
-    let resolve = format!("{host}:{}:127.0.0.1", env.nginx.https_port);
-    let url = format!("https://{host}:{}/", env.nginx.https_port);
-    let ca = env.pebble.issuer_root.display().to_string();
-    let (s, m) = (stop.clone(), made.clone());
-    let thread = std::thread::spawn(move || {
-        let mut failed = vec![];
-        // Bounded: at most 2000 requests, whatever happens to the flag.
-        for _ in 0..2000 {
-            if s.load(Ordering::SeqCst) {
-                break;
-            }
-            let out = std::process::Command::new("curl")
-                .args(["-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
-                .args(["--resolve", &resolve, "--cacert", &ca, &url])
-                .output()
-                .unwrap();
-            m.fetch_add(1, Ordering::SeqCst);
-            let code: u16 = String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .unwrap_or(0);
-            if code != 200 {
-                let at = time::OffsetDateTime::now_utc();
-                let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-                failed.push((code, format!("{at}: {why}")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        failed
-    });
-    Hammer { stop, made, thread }
-}
-
-impl Hammer {
-    fn finish(self) -> (usize, Vec<(u16, String)>) {
-        self.stop.store(true, Ordering::SeqCst);
-        let failed = self.thread.join().unwrap();
-        (self.made.load(Ordering::SeqCst), failed)
-    }
 }
 
 #[tokio::test]

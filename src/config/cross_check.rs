@@ -125,6 +125,16 @@ impl Config {
                 .into_iter()
                 .map(|(k, m)| (key(&["tls", k]), m)),
         );
+        // nginx workers read the tokens, so the directory must not sit in the private state
+        // directory (nor be a tree the agent would re-mode, such as `/`).
+        let challenges = std::path::Path::new(self.tls.challenge_dir.as_str());
+        if challenges == std::path::Path::new("/") || challenges.starts_with(&self.agent.state_dir)
+        {
+            errs.push((
+                key(&["tls", "challenge_dir"]),
+                "must be a directory of its own, outside agent.state_dir".into(),
+            ));
+        }
         if !self.docker.subnet_pool.is_empty() {
             match self.docker.subnet_pool.parse::<ipnet::Ipv4Net>() {
                 Err(_) => errs.push((
@@ -198,5 +208,25 @@ mod tests {
         c.git.allowed_protocols.pop();
         c.git.max_checkout_files = 0;
         assert_eq!(keys(&c), vec!["git.max_checkout_files"]);
+    }
+
+    #[test]
+    fn the_challenge_dir_stays_out_of_the_state_dir() {
+        let keys = |c: &Config| {
+            c.cross_check()
+                .into_iter()
+                .map(|(k, _)| k.join("."))
+                .collect::<Vec<_>>()
+        };
+        let mut c = Config::default();
+        assert!(keys(&c).is_empty());
+        for bad in ["/var/lib/stagelet/acme", "/var/lib/stagelet", "/"] {
+            c.tls.challenge_dir =
+                crate::config::types::SafePath::try_from(bad.to_string()).unwrap();
+            assert_eq!(keys(&c), vec!["tls.challenge_dir"], "{bad}");
+        }
+        c.tls.challenge_dir =
+            crate::config::types::SafePath::try_from("/var/lib/stagelet-acme".to_string()).unwrap();
+        assert!(keys(&c).is_empty());
     }
 }

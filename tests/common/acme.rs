@@ -7,6 +7,8 @@ use super::{ports, Daemon, TEST_PROFILE};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Whether pebble is installed (scripts/test.sh installs it); without it the test says so and
@@ -258,5 +260,68 @@ impl AcmeEnv {
     /// The scheduler's clock runs `secs` ahead.
     pub fn clock_ahead(&self, secs: u64) {
         std::fs::write(&self.clock, secs.to_string()).unwrap();
+    }
+}
+
+/// Requests over HTTPS in a loop on another thread until stopped: (made, failed, first failure).
+pub struct Hammer {
+    stop: Arc<AtomicBool>,
+    made: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<Vec<(u16, String)>>,
+}
+
+pub fn hammer(env: &AcmeEnv, host: &str) -> Hammer {
+    let stop = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(AtomicUsize::new(0));
+    let resolve = format!("{host}:{}:127.0.0.1", env.nginx.https_port);
+    let url = format!("https://{host}:{}/", env.nginx.https_port);
+    let ca = env.pebble.issuer_root.display().to_string();
+    let (s, m) = (stop.clone(), made.clone());
+    let thread = std::thread::spawn(move || {
+        let mut failed = vec![];
+        // Bounded: at most 2000 requests, whatever happens to the flag.
+        for _ in 0..2000 {
+            if s.load(Ordering::SeqCst) {
+                break;
+            }
+            // HTTP/1.1: a reload ends old workers' HTTP/2 connections with GOAWAY, which
+            // browsers answer by retrying and curl by failing (exit 16); what is under test is
+            // that the agent's swap of certificate and reload drops no request.
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-sS",
+                    "--http1.1",
+                    "-m",
+                    "10",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                ])
+                .args(["--resolve", &resolve, "--cacert", &ca, &url])
+                .output()
+                .unwrap();
+            m.fetch_add(1, Ordering::SeqCst);
+            let code: u16 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            if code != 200 {
+                let at = time::OffsetDateTime::now_utc();
+                let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                failed.push((code, format!("{at}: {why}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        failed
+    });
+    Hammer { stop, made, thread }
+}
+
+impl Hammer {
+    pub fn finish(self) -> (usize, Vec<(u16, String)>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let failed = self.thread.join().unwrap();
+        (self.made.load(Ordering::SeqCst), failed)
     }
 }
