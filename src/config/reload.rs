@@ -51,11 +51,6 @@ impl Config {
         keep("ports", &old.ports, &mut n.ports, c);
         (new, changed)
     }
-
-    /// Keys whose change a SIGHUP cannot apply: they need a restart.
-    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
-        self.reloaded(new.clone()).1
-    }
 }
 
 #[cfg(test)]
@@ -69,13 +64,13 @@ mod tests {
         let mut b = a.clone();
         b.access.reader_groups.push("ops".into());
         b.lifecycle.grace_period = Dur::secs(5);
-        assert!(a.restart_needed(&b).is_empty());
+        assert!(a.reloaded(b.clone()).1.is_empty());
         b.agent.socket = "/tmp/other.sock".into();
         b.ports.http = PortRange {
             first: 30000,
             last: 30010,
         };
-        assert_eq!(a.restart_needed(&b), vec!["agent.socket", "ports"]);
+        assert_eq!(a.reloaded(b.clone()).1, vec!["agent.socket", "ports"]);
     }
 
     #[test]
