@@ -48,6 +48,8 @@ echo "== test images"
 tests/images/build.sh
 # -- issue 15 (real images): stand-ins of the official images, and the test registries
 tests/images/build-standins.sh
+# issue 16: the Odoo stand-in (mmdebstrap from Debian's packages; rebuilt only when it changed)
+tests/images/build-odoo.sh
 tests/images/registry.sh
 # -- end issue 15
 

@@ -20,6 +20,7 @@ pub fn code(kind: ErrorKind) -> i32 {
         ErrorKind::Git => -32013,
         ErrorKind::Backup => -32017,
         ErrorKind::Tls => -32015,
+        ErrorKind::DeployFailed => -32014,
         ErrorKind::Internal => -32099,
     }
 }
@@ -36,6 +37,9 @@ pub fn to_object(err: &Error) -> ErrorObjectOwned {
         Error::InvalidParams { field, .. } => json!({ "kind": kind.as_str(), "field": field }),
         Error::InvalidState { state, allowed, .. } => {
             json!({ "kind": kind.as_str(), "state": state, "allowed": allowed })
+        }
+        Error::DeployFailed { log_tail, .. } => {
+            json!({ "kind": kind.as_str(), "log_tail": log_tail })
         }
         Error::NotFound { .. }
         | Error::Conflict { .. }

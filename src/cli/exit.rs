@@ -20,6 +20,7 @@ pub fn status(kind: ErrorKind) -> u8 {
         ErrorKind::Git => 23,
         ErrorKind::Backup => 27,
         ErrorKind::Tls => 25,
+        ErrorKind::DeployFailed => 24,
         ErrorKind::Internal => 30,
     }
 }

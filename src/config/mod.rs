@@ -5,6 +5,7 @@ pub mod check;
 mod cross_check;
 pub mod images;
 mod nginx_paths;
+pub mod odoo_profile;
 pub mod profile;
 pub mod registries;
 mod reload;

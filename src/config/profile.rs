@@ -18,6 +18,34 @@ pub struct Profile {
     /// Must return 0 after `neutralize_sql`.
     #[serde(default)]
     pub neutralize_check: String,
+    /// Run in a one-off app container on dev/qa copies; when set, `neutralize_sql` is not run.
+    #[serde(default)]
+    pub neutralize_command: Vec<String>,
+    /// Run as the superuser on every copy (clone, restore of another stage's backup): fresh
+    /// secrets, the copy's own URL. Placeholders as elsewhere, plus `{base_url}`.
+    #[serde(default)]
+    pub on_copy_sql: String,
+    /// Run in a one-off app container after a deploy's checkout; `{modules}` is the comma list
+    /// of modules to update (or `all`).
+    #[serde(default)]
+    pub update_command: Vec<String>,
+    /// How the application's admin password is set; unset: the agent does not set one.
+    #[serde(default)]
+    pub admin_password: Option<AdminPassword>,
+    /// The app's configuration file, written per stage (mode 0600, owned by the app's
+    /// `run_as`) and mounted read-only at `config_path`; empty: none.
+    #[serde(default)]
+    pub config_template: String,
+    /// Where the app sees its configuration file (`{config}` in commands).
+    #[serde(default)]
+    pub config_path: String,
+    /// The app's own database role: it owns the stage database and is not a superuser.
+    /// Unset: the app connects as the db component's `user`.
+    #[serde(default)]
+    pub app_db_user: Option<String>,
+    /// URL path prefixes nginx refuses (403) on this profile's stages.
+    #[serde(default)]
+    pub blocked_paths: Vec<String>,
     pub app: Component,
     pub db: Component,
     #[serde(default)]
@@ -62,10 +90,52 @@ pub struct Component {
     /// `/dev/shm` size; unset: the engine's 64 MB (the db defaults to 256).
     #[serde(default)]
     pub shm_size_mb: Option<u64>,
+    /// Unset: the image's. An empty list: none, so `command` is the whole argv.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// What must answer before nginx proxies to the component.
+    #[serde(default)]
+    pub readiness: Option<Readiness>,
+    /// A second container port, published too; nginx routes `/websocket` there.
+    #[serde(default)]
+    pub longpolling_port: Option<u16>,
+}
+
+/// An HTTP path that answers 2xx or 3xx once the component serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Readiness {
+    pub http: String,
+    #[serde(default = "Readiness::default_timeout")]
+    pub timeout: Dur,
+}
+
+impl Readiness {
+    fn default_timeout() -> Dur {
+        Dur::secs(120)
+    }
+}
+
+/// How the agent sets the application's admin password: SQL run as the superuser on the
+/// stage database, with `{password_hash}` the password hashed as `hash` says (the password
+/// itself never reaches a command line, a log or the record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminPassword {
+    pub sql: String,
+    /// `pbkdf2-sha512`: passlib's format, as Odoo's `res.users` stores it.
+    #[serde(default = "AdminPassword::default_hash")]
+    pub hash: String,
+}
+
+impl AdminPassword {
+    fn default_hash() -> String {
+        "pbkdf2-sha512".into()
+    }
 }
 
 impl Component {
-    fn new(image: &str, port: u16) -> Self {
+    pub(super) fn new(image: &str, port: u16) -> Self {
         Component {
             image: image.into(),
             command: vec![],
@@ -81,73 +151,18 @@ impl Component {
             run_as: None,
             pull: PullPolicy::Missing,
             shm_size_mb: None,
+            entrypoint: None,
+            readiness: None,
+            longpolling_port: None,
         }
     }
 }
 
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(super) fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
-/// Odoo 17 with PostgreSQL 16: the embedded default profile.
-pub fn odoo() -> Profile {
-    let mut app = Component::new("odoo:17.0", 8069);
-    app.mounts = map(&[
-        ("filestore", "/var/lib/odoo"),
-        ("addons", "/mnt/extra-addons"),
-    ]);
-    app.env = map(&[
-        ("HOST", "{db_host}"),
-        ("USER", "{db_user}"),
-        ("PASSWORD", "{db_password}"),
-    ]);
-    app.run_as = Some(RunAs { uid: 101, gid: 101 });
-    app.init_command = [
-        "odoo",
-        "-d",
-        "{db_name}",
-        "-i",
-        "base",
-        "--without-demo=all",
-        "--stop-after-init",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut db = Component::new("postgres:16", 5432);
-    db.stop_signal = Some(SignalName(nix::sys::signal::Signal::SIGINT));
-    db.user = Some("odoo".into());
-    db.shm_size_mb = Some(256);
-    db.mounts = map(&[("db", "/var/lib/postgresql/data")]);
-    db.env = map(&[
-        ("POSTGRES_USER", "{db_user}"),
-        ("POSTGRES_PASSWORD", "{db_password}"),
-        ("POSTGRES_DB", "postgres"),
-    ]);
-    let mut code_server = Component::new("codercom/code-server:4.96.4", 8080);
-    code_server.password_env = Some("PASSWORD".into());
-    code_server.run_as = Some(RunAs {
-        uid: 1000,
-        gid: 1000,
-    });
-    code_server.mounts = map(&[("addons", "/home/coder/project")]);
-    Profile {
-        grace_period: Some(Dur::secs(60)),
-        active_users_query: "SELECT count(*) FROM res_users WHERE active AND NOT share".into(),
-        neutralize_sql: ODOO_NEUTRALIZE.into(),
-        neutralize_check: ODOO_NEUTRALIZE_CHECK.into(),
-        app,
-        db,
-        code_server: Some(code_server),
-    }
-}
-
-/// Odoo clones must send no mail and run no scheduled jobs against real services.
-const ODOO_NEUTRALIZE: &str = "UPDATE ir_mail_server SET active = false; \
-UPDATE fetchmail_server SET active = false; \
-UPDATE ir_cron SET active = false WHERE id NOT IN (SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'autovacuum_job'); \
-INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_encryption, active, sequence) VALUES ('neutralized: no mail leaves this stage', 'invalid', 25, 'none', true, 0)";
-const ODOO_NEUTRALIZE_CHECK: &str =
-    "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host <> 'invalid'";
+pub use super::odoo_profile::odoo;

@@ -37,6 +37,13 @@ pub enum Error {
     /// The ACME server or the certificate files failed; the stage keeps serving.
     #[error("tls: {0}")]
     Tls(String),
+    /// The update or readiness after a deploy failed; code and database were rolled back.
+    #[error("deploy failed: {message}")]
+    DeployFailed {
+        message: String,
+        /// The update's last log lines (at most 50).
+        log_tail: Vec<String>,
+    },
     #[error("{context}: {source}")]
     Internal {
         context: String,
@@ -60,11 +67,12 @@ pub enum ErrorKind {
     Git,
     Backup,
     Tls,
+    DeployFailed,
     Internal,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::InvalidParams,
         ErrorKind::NotFound,
         ErrorKind::Conflict,
@@ -77,6 +85,7 @@ impl ErrorKind {
         ErrorKind::Git,
         ErrorKind::Backup,
         ErrorKind::Tls,
+        ErrorKind::DeployFailed,
         ErrorKind::Internal,
     ];
 
@@ -95,6 +104,7 @@ impl ErrorKind {
             ErrorKind::Git => "git",
             ErrorKind::Backup => "backup",
             ErrorKind::Tls => "tls",
+            ErrorKind::DeployFailed => "deploy_failed",
             ErrorKind::Internal => "internal",
         }
     }
@@ -125,6 +135,7 @@ impl Error {
             Error::Git(_) => ErrorKind::Git,
             Error::Backup(_) => ErrorKind::Backup,
             Error::Tls(_) => ErrorKind::Tls,
+            Error::DeployFailed { .. } => ErrorKind::DeployFailed,
             Error::Internal { .. } => ErrorKind::Internal,
         }
     }

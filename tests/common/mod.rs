@@ -6,6 +6,7 @@ pub mod acme;
 pub mod child;
 pub mod hostile;
 pub mod nginx;
+pub mod odoo;
 // -- issue 15 (real images): the test registries
 pub mod registry;
 // -- end issue 15

@@ -183,6 +183,8 @@ pub fn stage(
         settings: Default::default(),
         db_password: "pw".into(),
         console_password: None,
+        app_db_password: None,
+        neutralized: false,
         step: None,
         storage: None,
         active_users: None,

@@ -20,8 +20,12 @@ pub struct ContainerSpec {
     pub aliases: Vec<String>,
     /// (host path, container path)
     pub mounts: Vec<(PathBuf, String)>,
-    /// (host address, host port, container port)
-    pub publish: Option<(IpAddr, u16, u16)>,
+    /// Read-only bind mounts of single files: (host path, container path).
+    pub files: Vec<(PathBuf, String)>,
+    /// (host address, host port, container port), each published.
+    pub publish: Vec<(IpAddr, u16, u16)>,
+    /// None: the image's. `Some([])`: none, so `command` is the whole argv.
+    pub entrypoint: Option<Vec<String>>,
     pub stop_signal: String,
     pub stop_timeout_s: u64,
     pub memory_bytes: Option<i64>,

@@ -74,13 +74,34 @@ pub fn db_user(profile: &Profile) -> String {
     profile.db.user.clone().unwrap_or_else(|| "postgres".into())
 }
 
-/// Replaces `{db_host}`, `{db_user}`, `{db_password}`, `{db_name}`, `{stage}`,
+/// The role the app connects as: the profile's `app_db_user` once the stage has its password
+/// (stages made before keep the superuser), else the db component's user.
+pub fn app_db_user(stage: &Stage, profile: &Profile) -> String {
+    match (&profile.app_db_user, &stage.app_db_password) {
+        (Some(user), Some(_)) => user.clone(),
+        _ => db_user(profile),
+    }
+}
+
+fn app_db_password(stage: &Stage) -> String {
+    stage
+        .app_db_password
+        .clone()
+        .unwrap_or_else(|| stage.db_password.clone())
+}
+
+/// Replaces `{db_host}`, `{db_port}`, `{db_user}`, `{db_password}` (the superuser),
+/// `{app_db_user}`, `{app_db_password}` (the app's role), `{db_name}`, `{config}`, `{stage}`,
 /// `{subscription}` and `{domain}`.
 pub fn expand(template: &str, stage: &Stage, profile: &Profile) -> String {
     let vars = [
         ("{db_host}", DB.to_string()),
+        ("{db_port}", profile.db.port.to_string()),
         ("{db_user}", db_user(profile)),
         ("{db_password}", stage.db_password.clone()),
+        ("{app_db_user}", app_db_user(stage, profile)),
+        ("{app_db_password}", app_db_password(stage)),
+        ("{config}", profile.config_path.clone()),
         ("{db_name}", stage.db_name().to_string()),
         ("{stage}", stage.name.to_string()),
         ("{subscription}", stage.subscription.to_string()),
@@ -138,7 +159,9 @@ impl SpecContext<'_> {
             network: self.naming.network(s),
             aliases: vec![],
             mounts,
-            publish: None,
+            files: vec![],
+            publish: vec![],
+            entrypoint: component.entrypoint.clone(),
             stop_signal: stop_signal(Some(component), role),
             stop_timeout_s: self.grace_s,
             memory_bytes: memory_mb.map(|m| (m * 1024 * 1024) as i64),
@@ -163,7 +186,7 @@ impl SpecContext<'_> {
         let mut spec = self.base(&self.profile.app, APP);
         // The subscription's env wins over the profile's.
         spec.env.extend(self.stage.settings.env.clone());
-        spec.publish = Some((bind, http_port, self.profile.app.port));
+        spec.publish = vec![(bind, http_port, self.profile.app.port)];
         spec
     }
 
@@ -175,7 +198,7 @@ impl SpecContext<'_> {
         if let Some(var) = &component.password_env {
             spec.env.insert(var.clone(), password.to_string());
         }
-        spec.publish = Some((bind, port, component.port));
+        spec.publish = vec![(bind, port, component.port)];
         Some(spec)
     }
 
@@ -247,15 +270,16 @@ mod tests {
         let app = ctx.app("127.0.0.1".parse().unwrap(), 20001);
         assert_eq!(
             app.publish,
-            Some(("127.0.0.1".parse().unwrap(), 20001, 8069))
+            vec!(("127.0.0.1".parse().unwrap(), 20001, 8069))
         );
         assert_eq!(app.env["HOST"], "override");
-        assert_eq!(app.env["USER"], "odoo");
+        assert_eq!(app.entrypoint, Some(vec![]));
+        assert_eq!(app.command, ["odoo", "-c", "/etc/odoo/stagelet.conf"]);
         assert_eq!(app.stop_signal, "SIGTERM");
         assert_eq!(app.memory_bytes, Some(512 * 1024 * 1024));
         assert!(app.restart);
         let init = ctx.init().unwrap();
-        assert_eq!(init.command[..3], ["odoo", "-d", "qa"]);
+        assert_eq!(init.command[3..5], ["-d", "qa"]);
         assert!(!init.restart);
         assert_eq!(init.name, "stagelet-acme--qa--init");
         let cs = ctx
@@ -265,7 +289,7 @@ mod tests {
         assert_eq!(cs.env["PASSWORD"], "pw-pw-pw");
         assert_eq!(
             cs.publish,
-            Some(("127.0.0.1".parse().unwrap(), 25001, 8080))
+            vec!(("127.0.0.1".parse().unwrap(), 25001, 8080))
         );
         assert_eq!(cs.labels["io.stagelet.component"], "code_server");
         assert_eq!(

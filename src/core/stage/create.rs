@@ -105,6 +105,8 @@ impl Stages {
                 settings: sub.settings.clone(),
                 db_password: Alphanumeric.sample_string(&mut rand::rng(), 32),
                 console_password: None,
+                app_db_password: None,
+                neutralized: false,
                 step: Some(Step::Directories),
                 storage: None,
                 active_users: None,

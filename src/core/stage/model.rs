@@ -149,6 +149,13 @@ pub struct Stage {
     /// The SQL console roles' password, made at their first use; never leaves the record.
     #[serde(default)]
     pub console_password: Option<String>,
+    /// The password of the app's own role (profiles with `app_db_user`). None on stages made
+    /// before the role existed: their app keeps the superuser. Never leaves the record.
+    #[serde(default)]
+    pub app_db_password: Option<String>,
+    /// A dev or qa copy that the profile's neutralize command or SQL went through.
+    #[serde(default)]
+    pub neutralized: bool,
     /// The step in progress, if any.
     pub step: Option<Step>,
     /// The last measure of its directories.
@@ -221,6 +228,9 @@ pub struct StageView {
     /// Without its password; the agent fills it in (its URL depends on the TLS settings).
     pub code_server: Option<CodeServerView>,
     pub git: GitState,
+    /// A dev or qa copy that went through the profile's neutralisation.
+    #[serde(default)]
+    pub neutralized: bool,
     pub components: BTreeMap<String, ComponentView>,
     /// What differs between the record and the engine (a container missing or exited while the
     /// stage should run).
@@ -261,6 +271,7 @@ impl StageView {
             over_limit: false,
             code_server: None,
             git: s.git.clone(),
+            neutralized: s.neutralized,
             components,
             drift,
             tls: None,

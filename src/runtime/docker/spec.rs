@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 pub(super) fn body(spec: &ContainerSpec) -> ContainerCreateBody {
     let mut port_bindings = HashMap::new();
-    let mut exposed = None;
-    if let Some((ip, host_port, container_port)) = spec.publish {
+    let mut exposed = vec![];
+    for (ip, host_port, container_port) in &spec.publish {
         let key = format!("{container_port}/tcp");
         port_bindings.insert(
             key.clone(),
@@ -20,13 +20,26 @@ pub(super) fn body(spec: &ContainerSpec) -> ContainerCreateBody {
                 host_port: Some(host_port.to_string()),
             }]),
         );
-        exposed = Some(vec![key]);
+        exposed.push(key);
     }
     let binds = spec
         .mounts
         .iter()
         .map(|(host, container)| format!("{}:{container}", host.display()))
+        .chain(
+            spec.files
+                .iter()
+                .map(|(host, container)| format!("{}:{container}:ro", host.display())),
+        )
         .collect();
+    // The API resets an image's entrypoint with [""]; an empty list would keep it.
+    let entrypoint = spec.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            vec![String::new()]
+        } else {
+            e.clone()
+        }
+    });
     let mut endpoints = HashMap::new();
     endpoints.insert(
         spec.network.clone(),
@@ -45,7 +58,8 @@ pub(super) fn body(spec: &ContainerSpec) -> ContainerCreateBody {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         ),
-        exposed_ports: exposed,
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        entrypoint,
         stop_signal: Some(spec.stop_signal.clone()),
         stop_timeout: Some(spec.stop_timeout_s as i64),
         host_config: Some(HostConfig {
