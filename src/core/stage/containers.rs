@@ -18,6 +18,13 @@ pub struct Naming {
 pub const APP: &str = "app";
 pub const DB: &str = "db";
 pub const INIT: &str = "init";
+pub const NEUTRALIZE: &str = "neutralize";
+pub const UPDATE: &str = "update";
+/// One-off containers of the app's image: removed after their run, and by every tear-down.
+pub const ONE_OFFS: [&str; 3] = [INIT, NEUTRALIZE, UPDATE];
+
+/// Where the agent writes the app's configuration file, inside the stage directory.
+pub const APP_CONFIG: &str = "config/app.conf";
 pub const CODE_SERVER: &str = "code_server";
 
 /// Subscription ids and stage names hold no "--" and neither starts nor ends with "-", so
@@ -182,8 +189,20 @@ impl SpecContext<'_> {
         spec
     }
 
+    /// The app's configuration file, read-only, when the profile has a template.
+    fn app_base(&self, role: &str) -> ContainerSpec {
+        let mut spec = self.base(&self.profile.app, role);
+        if !self.profile.config_template.is_empty() {
+            spec.files = vec![(
+                self.data_dir.join(APP_CONFIG),
+                self.profile.config_path.clone(),
+            )];
+        }
+        spec
+    }
+
     pub fn app(&self, bind: IpAddr, http_port: u16) -> ContainerSpec {
-        let mut spec = self.base(&self.profile.app, APP);
+        let mut spec = self.app_base(APP);
         // The subscription's env wins over the profile's.
         spec.env.extend(self.stage.settings.env.clone());
         spec.publish = vec![(bind, http_port, self.profile.app.port)];
@@ -204,20 +223,21 @@ impl SpecContext<'_> {
 
     /// The app's `init_command` in a one-off container, if the profile has one.
     pub fn init(&self) -> Option<ContainerSpec> {
-        if self.profile.app.init_command.is_empty() {
-            return None;
-        }
-        let mut spec = self.base(&self.profile.app, INIT);
+        let command = &self.profile.app.init_command;
+        (!command.is_empty()).then(|| self.one_off(INIT, command))
+    }
+
+    /// `command` (placeholders expanded) in a one-off container of the app's image, with the
+    /// app's mounts, configuration file and environment; `role` is one of [`ONE_OFFS`].
+    pub fn one_off(&self, role: &str, command: &[String]) -> ContainerSpec {
+        let mut spec = self.app_base(role);
         spec.env.extend(self.stage.settings.env.clone());
-        spec.command = self
-            .profile
-            .app
-            .init_command
+        spec.command = command
             .iter()
             .map(|c| expand(c, self.stage, self.profile))
             .collect();
         spec.restart = false;
-        Some(spec)
+        spec
     }
 }
 
@@ -281,6 +301,14 @@ mod tests {
         let init = ctx.init().unwrap();
         assert_eq!(init.command[3..5], ["-d", "qa"]);
         assert!(!init.restart);
+        assert_eq!(
+            init.files,
+            vec![(
+                Path::new("/d/acme/qa/config/app.conf").to_path_buf(),
+                "/etc/odoo/stagelet.conf".to_string()
+            )]
+        );
+        assert_eq!(init.files, app.files);
         assert_eq!(init.name, "stagelet-acme--qa--init");
         let cs = ctx
             .code_server("127.0.0.1".parse().unwrap(), 25001, "pw-pw-pw")
@@ -320,7 +348,7 @@ mod tests {
                 s.name = StageName::parse(name).unwrap();
                 // Containers and networks share no namespace with record keys.
                 let mut names = vec![naming.network(&s), format!("key:{}", s.key())];
-                for role in [APP, DB, INIT, CODE_SERVER, "network"] {
+                for role in [APP, DB, INIT, NEUTRALIZE, UPDATE, CODE_SERVER, "network"] {
                     names.push(naming.container(&s, role));
                 }
                 for n in names {

@@ -4,7 +4,7 @@
 
 use super::clone::Seed;
 use super::common::{check_domain_free, check_grace, grace, parse_end_date, profile_of, site};
-use super::containers::{db_user, SpecContext, APP, CODE_SERVER, DB, INIT};
+use super::containers::{db_user, SpecContext, APP, CODE_SERVER, DB, ONE_OFFS};
 use super::model::{Stage, StageState, StageType, Step, SCHEMA_VERSION};
 use super::{naming, Stages};
 use crate::core::interfaces::DbTarget;
@@ -356,7 +356,7 @@ impl Stages {
         // Only what carries this stage's uuid: a same-named container of another stage stays.
         let owner = naming.owner(stage);
         let mut results = vec![];
-        for role in [CODE_SERVER, APP, INIT, DB] {
+        for role in [CODE_SERVER, APP].into_iter().chain(ONE_OFFS).chain([DB]) {
             results.push(
                 self.deps
                     .engine

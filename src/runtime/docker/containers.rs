@@ -288,7 +288,7 @@ impl Engine for DockerEngine {
             Some(LogsOptions {
                 stdout: true,
                 stderr: true,
-                tail: "20".into(),
+                tail: "50".into(),
                 ..Default::default()
             }),
         );
