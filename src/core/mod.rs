@@ -9,6 +9,7 @@ pub mod fakes;
 pub mod git_input;
 pub mod interfaces;
 pub mod names;
+pub mod password_hash;
 pub mod settings;
 pub mod site;
 pub mod stage;

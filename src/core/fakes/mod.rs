@@ -184,6 +184,7 @@ pub fn stage(
         db_password: "pw".into(),
         console_password: None,
         app_db_password: None,
+        master_password_hash: None,
         neutralized: false,
         step: None,
         storage: None,

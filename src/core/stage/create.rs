@@ -106,6 +106,7 @@ impl Stages {
                 db_password: Alphanumeric.sample_string(&mut rand::rng(), 32),
                 console_password: None,
                 app_db_password: None,
+                master_password_hash: None,
                 neutralized: false,
                 step: Some(Step::Directories),
                 storage: None,

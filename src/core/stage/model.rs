@@ -153,6 +153,10 @@ pub struct Stage {
     /// before the role existed: their app keeps the superuser. Never leaves the record.
     #[serde(default)]
     pub app_db_password: Option<String>,
+    /// The app's master password as its hash only (the password itself is never kept):
+    /// `{master_password_hash}` in the configuration file. Never leaves the record.
+    #[serde(default)]
+    pub master_password_hash: Option<String>,
     /// A dev or qa copy that the profile's neutralize command or SQL went through.
     #[serde(default)]
     pub neutralized: bool,
