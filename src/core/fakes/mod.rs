@@ -1,6 +1,7 @@
 //! Fakes of the core's interfaces for unit tests: in memory, with counters where a test
 //! needs to see what was called. The engines are in `engine`, the files in `files`.
 
+pub mod deploy;
 mod engine;
 mod files;
 
@@ -127,6 +128,14 @@ impl Git for NoGit {
     }
     async fn export(&self, _: &FetchRequest, _: &str, _: &Path) -> Result<()> {
         Ok(())
+    }
+    async fn changed_top_level(
+        &self,
+        _: &FetchRequest,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        Ok(None)
     }
     async fn deploy_key(&self, subscription: &str) -> Result<String> {
         Ok(format!("ssh-ed25519 AAAA stagelet-deploy-{subscription}"))

@@ -97,6 +97,12 @@ pub enum Step {
     Neutralize,
     /// A cancel in progress: finished at start-up if a crash interrupted it.
     Cancelling,
+    /// A deploy's database snapshot is being taken; the addons are untouched. A crash here
+    /// leaves the old code and database: start-up starts the app again.
+    DeploySnapshot,
+    /// A deploy's new code and update are under way beside the snapshot and the old addons;
+    /// a crash here is rolled back at start-up (deploy_update.rs).
+    DeployUpdate,
 }
 
 impl Step {
@@ -112,6 +118,8 @@ impl Step {
             Step::Copy => "copy",
             Step::Neutralize => "neutralize",
             Step::Cancelling => "cancelling",
+            Step::DeploySnapshot => "deploy_snapshot",
+            Step::DeployUpdate => "deploy_update",
         }
     }
 }
