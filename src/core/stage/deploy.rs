@@ -251,9 +251,14 @@ impl Stages {
         self.deps.git.deploy_key(subscription).await
     }
 
-    /// The app alone, so it loads the new code; the database keeps running.
+    /// The app alone, so it loads the new code; the database keeps running. An app with a
+    /// readiness check is behind nginx's 503 until it passes it, never a 502.
     async fn restart_app(&self, config: &Settings, stage: &Stage) -> Result<()> {
         let profile = profile_of(config, &stage.profile)?;
+        if profile.app.readiness.is_some() {
+            self.app_down(config, profile, stage).await?;
+            return self.app_up(config, profile, stage).await;
+        }
         let signal = stop_signal(Some(&profile.app), APP);
         let name = naming(config).container(stage, APP);
         self.deps

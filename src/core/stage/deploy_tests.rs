@@ -209,18 +209,23 @@ async fn no_changed_module_means_no_update() {
         strings(&[
             "diff aaaa bbbb",
             "lay_out addons",
+            "site stopped",
             &format!("stop {APP}"),
             &format!("start {APP}"),
+            "site running",
         ])
     );
 }
 
-/// Without an update command the deploy is what it was: no diff, no snapshot.
+/// Without an update command (nor readiness check) the deploy is what it was: no diff, no
+/// snapshot, the app restarted behind nginx's back.
 #[tokio::test]
 async fn a_profile_without_update_command_deploys_as_before() {
     let w = world(Some(&["mod_a"]), None);
     let mut config = Settings::default();
-    config.profiles.get_mut("odoo").unwrap().update_command = vec![];
+    let profile = config.profiles.get_mut("odoo").unwrap();
+    profile.update_command = vec![];
+    profile.app.readiness = None;
     w.stages
         .deploy(&config, "acme/qa", request(UpdateModules::Changed))
         .await

@@ -231,6 +231,9 @@ impl Stages {
     /// Finishes a deploy a crash interrupted (the step says where): the old code and database
     /// back, the app started. Called with the stage's lock held.
     pub(super) async fn recover_deploy(&self, config: &Settings, stage: &mut Stage) -> Result<()> {
+        if !matches!(stage.step, Some(Step::DeploySnapshot | Step::DeployUpdate)) {
+            return Ok(());
+        }
         let profile = super::common::profile_of(config, &stage.profile)?;
         match stage.step {
             Some(Step::DeploySnapshot) => self.abandon_snapshot(config, profile, stage).await,
@@ -269,7 +272,12 @@ impl Stages {
     }
 
     /// nginx answers 503 (the code server keeps its block), then the app stops.
-    async fn app_down(&self, config: &Settings, profile: &Profile, stage: &Stage) -> Result<()> {
+    pub(super) async fn app_down(
+        &self,
+        config: &Settings,
+        profile: &Profile,
+        stage: &Stage,
+    ) -> Result<()> {
         let mut down = site(stage, SiteState::Stopped);
         down.code_server = site(stage, SiteState::Running).code_server;
         self.deps.proxy.apply(down).await?;
@@ -284,7 +292,12 @@ impl Stages {
     }
 
     /// The app starts, passes its readiness check, and nginx proxies to it again.
-    async fn app_up(&self, config: &Settings, profile: &Profile, stage: &Stage) -> Result<()> {
+    pub(super) async fn app_up(
+        &self,
+        config: &Settings,
+        profile: &Profile,
+        stage: &Stage,
+    ) -> Result<()> {
         let name = naming(config).container(stage, APP);
         self.deps.engine.start_container(&name).await?;
         self.app_ready(config, profile, stage).await?;
