@@ -17,7 +17,8 @@ const HOST: &str = "qa.acme.example.com";
 
 /// The stand-in's JSON login through nginx: `Ok(uid)` or `Err(error name)`.
 fn authenticate(env: &StageEnv, login: &str, password: &str) -> Result<i64, String> {
-    let body = json!({"jsonrpc": "2.0", "params": {"db": "qa", "login": login, "password": password}});
+    let body =
+        json!({"jsonrpc": "2.0", "params": {"db": "qa", "login": login, "password": password}});
     let (status, text) = curl(&[
         "-H",
         &format!("Host: {HOST}"),
@@ -34,7 +35,10 @@ fn authenticate(env: &StageEnv, login: &str, password: &str) -> Result<i64, Stri
     let r: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
     match r["result"]["uid"].as_i64() {
         Some(uid) => Ok(uid),
-        None => Err(r["error"]["data"]["name"].as_str().unwrap_or("?").to_string()),
+        None => Err(r["error"]["data"]["name"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string()),
     }
 }
 
@@ -96,6 +100,23 @@ fn ctl_admin_password(env: &StageEnv, args: &[&str], stdin: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Until readiness lands in create (odoo-ready), the app may still be starting: wait (60 s at
+/// most) for `/web/health` through nginx.
+fn wait_serving(env: &StageEnv) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = env.nginx.get(HOST, "/web/health");
+        if status == 200 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app does not serve: {status} {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 fn assert_field(r: &Value, field: &str) {
     let (code, data) = rpc_error(r);
     assert_eq!(code, -32602, "{r}");
@@ -115,10 +136,17 @@ async fn admin_admin_is_refused_and_the_agents_passwords_log_in() {
     // Bad input is refused before anything is made.
     for bad in ["elevenchars", "twelve chars\nmore"] {
         let params = with_extra(qa_params("acme", "qa"), json!({"admin_password": bad}));
-        assert_field(&call(&mut http, "stage.create", params).await, "admin_password");
+        assert_field(
+            &call(&mut http, "stage.create", params).await,
+            "admin_password",
+        );
     }
     let r = call(&mut http, "stage.get", json!({"stage": "acme/qa"})).await;
-    assert_eq!(rpc_error(&r).0, -32001, "a refused create made a stage: {r}");
+    assert_eq!(
+        rpc_error(&r).0,
+        -32001,
+        "a refused create made a stage: {r}"
+    );
 
     let r = call(&mut http, "stage.create", qa_params("acme", "qa")).await;
     assert_eq!(r["result"]["state"], "running", "{r}");
@@ -131,6 +159,7 @@ async fn admin_admin_is_refused_and_the_agents_passwords_log_in() {
     assert!(got["result"].get("admin_password").is_none(), "{got}");
 
     // Through nginx: the image's admin/admin is gone, the answered password logs in.
+    wait_serving(&env);
     assert_eq!(
         authenticate(&env, "admin", "admin"),
         Err("odoo.exceptions.AccessDenied".into())
@@ -152,13 +181,19 @@ async fn admin_admin_is_refused_and_the_agents_passwords_log_in() {
     )
     .await;
     assert_eq!(r["result"], json!({}), "{r}");
-    assert!(authenticate(&env, "admin", &first).is_err(), "the old one still works");
+    assert!(
+        authenticate(&env, "admin", &first).is_err(),
+        "the old one still works"
+    );
     assert!(authenticate(&env, "admin", second).is_ok());
 
     // Bad input to set_admin_password names `password` and changes nothing.
     for bad in ["elevenchars", "twelve chars\nmore"] {
         let params = json!({"stage": "acme/qa", "password": bad});
-        assert_field(&call(&mut http, "stage.set_admin_password", params).await, "password");
+        assert_field(
+            &call(&mut http, "stage.set_admin_password", params).await,
+            "password",
+        );
     }
     assert!(authenticate(&env, "admin", second).is_ok());
 
