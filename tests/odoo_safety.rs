@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 const HOST: &str = "qa.acme.example.com";
 
-/// The stage's record file, as the agent keeps it.
-fn record(env: &StageEnv) -> Value {
-    let path = env.daemon.state_dir().join("stages/acme--qa.json");
+/// Stage `name`'s record file, as the agent keeps it.
+fn record(env: &StageEnv, name: &str) -> Value {
+    let path = env
+        .daemon
+        .state_dir()
+        .join(format!("stages/acme--{name}.json"));
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -42,14 +45,14 @@ fn wait_serving(env: &StageEnv) {
     }
 }
 
-/// psql on the stage database as `user` with `password`: one value.
-fn psql_as(env: &StageEnv, user: &str, password: &str, sql: &str) -> String {
+/// psql on stage `name`'s database as `user` with `password`: one value.
+fn psql_as(env: &StageEnv, name: &str, user: &str, password: &str, sql: &str) -> String {
     let ip = inspect(
-        &env.container("acme", "qa", "db"),
+        &env.container("acme", name, "db"),
         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
     );
     let out = Command::new("psql")
-        .args(["-h", &ip, "-U", user, "-d", "qa", "-v", "ON_ERROR_STOP=1"])
+        .args(["-h", &ip, "-U", user, "-d", name, "-v", "ON_ERROR_STOP=1"])
         .args(["-At", "-c", sql])
         .env("PGPASSWORD", password)
         .output()
@@ -118,12 +121,13 @@ async fn a_default_odoo_stage_is_safe_on_the_internet() {
     );
 
     // The app's role: not a superuser, and the owner of the database and its tables.
-    let rec = record(&env);
+    let rec = record(&env, "qa");
     let app_password = rec["app_db_password"].as_str().expect("an app role");
     let db_password = rec["db_password"].as_str().unwrap();
     assert_eq!(
         psql_as(
             &env,
+            "qa",
             "odoo_app",
             app_password,
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
@@ -133,6 +137,7 @@ async fn a_default_odoo_stage_is_safe_on_the_internet() {
     assert_eq!(
         psql_as(
             &env,
+            "qa",
             "odoo_app",
             app_password,
             "SELECT pg_get_userbyid(datdba) || ' ' || \
@@ -149,6 +154,7 @@ async fn a_default_odoo_stage_is_safe_on_the_internet() {
     assert!(
         psql_as(
             &env,
+            "qa",
             "odoo_app",
             app_password,
             "SELECT count(*) FROM res_users"
@@ -223,4 +229,73 @@ async fn a_default_odoo_stage_is_safe_on_the_internet() {
     assert_eq!(again, text, "the same file, the same master password hash");
     wait_serving(&env);
     assert_eq!(get(&env, "/web/database/manager", &[]).0, 403);
+
+    // A copy is restored as the copy's own app role: it owns every table there too.
+    let r = http
+        .call(
+            "stage.create",
+            json!({"subscription": "acme", "name": "dev", "type": "dev",
+                   "domain": "dev.acme.example.com", "clone_from": "acme/qa"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "running", "{r}");
+    let dev_password = record(&env, "dev")["app_db_password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(dev_password, app_password, "each stage has its own");
+    assert_eq!(
+        psql_as(
+            &env,
+            "dev",
+            "odoo_app",
+            &dev_password,
+            "SELECT (SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user) || ' ' || \
+             (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner <> 'odoo_app') \
+             || ' ' || (SELECT count(*) FROM res_users)"
+        )
+        .split(' ')
+        .take(2)
+        .collect::<Vec<_>>(),
+        ["false", "0"]
+    );
+
+    // A backup restored is restored as the app's role, into a database it owns.
+    let b = http
+        .call("stage.backup", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    let id = b["result"]["id"].as_str().expect("a backup").to_string();
+    let r = http
+        .call("stage.stop", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "stopped", "{r}");
+    let r = http
+        .call(
+            "stage.restore_backup",
+            json!({"stage": "acme/qa", "backup": id}),
+        )
+        .await
+        .unwrap();
+    assert!(r["error"].is_null(), "{r}");
+    let r = http
+        .call("stage.start", json!({"stage": "acme/qa"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["state"], "running", "{r}");
+    assert_eq!(
+        psql_as(
+            &env,
+            "qa",
+            "odoo_app",
+            app_password,
+            "SELECT pg_get_userbyid(datdba) || ' ' || \
+             (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner <> 'odoo_app') \
+             FROM pg_database WHERE datname = current_database()"
+        ),
+        "odoo_app 0"
+    );
+    wait_serving(&env);
 }
