@@ -137,6 +137,14 @@ impl StageDatabase for RecordingDb {
     async fn ensure_console_roles(&self, _: &DbTarget, _: &str, _: &ConsoleRoles) -> Result<()> {
         Ok(())
     }
+    async fn ensure_app_role(
+        &self,
+        _: &DbTarget,
+        _: &str,
+        _: &crate::core::interfaces::AppRole,
+    ) -> Result<()> {
+        Ok(())
+    }
     async fn execute(&self, _: &DbTarget, _: &str, _: &str) -> Result<()> {
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod admin_password;
 mod adopt;
+pub mod app_config;
 pub mod backup;
 mod clone;
 mod common;
