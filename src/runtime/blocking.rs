@@ -25,6 +25,14 @@ pub trait BlockingDirs: Send + Sync + 'static {
     fn drop_kept(&self, s: &str, n: &str) -> Result<()>;
     fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>>;
     fn own(&self, s: &str, n: &str, dir: &str, uid: u32, gid: u32, mode: u32) -> Result<()>;
+    fn write_private(
+        &self,
+        s: &str,
+        n: &str,
+        file: &str,
+        bytes: &[u8],
+        owner: (u32, u32),
+    ) -> Result<()>;
 }
 
 /// [`BackupStore`], blocking.
@@ -163,6 +171,18 @@ impl<T: BlockingDirs> StageDirs for OffThread<T> {
     async fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>> {
         let (tree, marker) = (tree.to_owned(), owned(marker));
         self.run(move |d| d.folders_with(&tree, &marker)).await
+    }
+    async fn write_private(
+        &self,
+        sub: &str,
+        stage: &str,
+        file: &str,
+        bytes: Vec<u8>,
+        owner: (u32, u32),
+    ) -> Result<()> {
+        let (s, n, file) = (owned(sub), owned(stage), owned(file));
+        self.run(move |d| d.write_private(&s, &n, &file, &bytes, owner))
+            .await
     }
 }
 

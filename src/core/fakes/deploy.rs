@@ -158,9 +158,16 @@ impl StageDatabase for LogDb {
     async fn ensure_console_roles(&self, _: &DbTarget, _: &str, _: &ConsoleRoles) -> Result<()> {
         Ok(())
     }
+    async fn ensure_app_role(&self, _: &DbTarget, _: &str, _: &AppRole) -> Result<()> {
+        Ok(())
+    }
     async fn execute(&self, _: &DbTarget, _: &str, sql: &str) -> Result<()> {
         self.log.push(format!("sql {sql}"));
         Ok(())
+    }
+    async fn execute_count(&self, _: &DbTarget, _: &str, sql: &str) -> Result<i64> {
+        self.log.push(format!("sql {sql}"));
+        Ok(1)
     }
     async fn each(&self, _: &DbTarget, _: &str, statements: &[String]) -> Result<()> {
         for s in statements {

@@ -4,16 +4,18 @@
 pub mod deploy;
 mod engine;
 mod files;
+mod running;
 
 pub use engine::{GatedEngine, NullEngine};
 pub use files::{AnyFile, NoBackups, NullDirs, SlowMeter};
+pub use running::{RecordingDb, UpEngine};
 
 use super::interfaces::ProxySites;
 use super::site::SiteSpec;
 use super::stage::StageDeps;
 use super::Result;
 use crate::core::interfaces::{
-    Commit, ConsoleRoles, DbTarget, FetchRequest, Git, PortProbe, SqlRequest, SqlResult,
+    AppRole, Commit, ConsoleRoles, DbTarget, FetchRequest, Git, PortProbe, SqlRequest, SqlResult,
     StageDatabase, UsageMeter,
 };
 use crate::core::interfaces::{RecordKind, RecordStore};
@@ -80,8 +82,14 @@ impl StageDatabase for NullDb {
     async fn ensure_console_roles(&self, _: &DbTarget, _: &str, _: &ConsoleRoles) -> Result<()> {
         Ok(())
     }
+    async fn ensure_app_role(&self, _: &DbTarget, _: &str, _: &AppRole) -> Result<()> {
+        Ok(())
+    }
     async fn execute(&self, _: &DbTarget, _: &str, _: &str) -> Result<()> {
         Ok(())
+    }
+    async fn execute_count(&self, _: &DbTarget, _: &str, _: &str) -> Result<i64> {
+        Ok(1)
     }
     async fn each(&self, _: &DbTarget, _: &str, _: &[String]) -> Result<()> {
         Ok(())

@@ -2,6 +2,7 @@
 //! persisted before it starts; any failure rolls back what the steps made. Admission holds only
 //! the checks and a reservation in memory: the engine is asked before, the record written after.
 
+use super::admin_password::{for_create, Chosen, Secret};
 use super::clone::Seed;
 use super::common::{check_domain_free, check_grace, grace, parse_end_date, profile_of, site};
 use super::containers::{db_user, SpecContext, APP, CODE_SERVER, DB, ONE_OFFS};
@@ -26,19 +27,22 @@ pub struct NewStage {
     pub end_date: Option<String>,
     pub grace_period_s: Option<u64>,
     pub clone_from: Option<String>,
+    /// The app's admin password; see [`for_create`].
+    pub admin_password: Option<Secret>,
 }
 
 /// How long an app's init command may run.
 const INIT_TIMEOUT: Duration = Duration::from_secs(1800);
 impl Stages {
     /// `current` says, under admission, whether `sub` still exists (a delete takes admission).
+    /// Answers the stage and the admin password the agent generated, if it did.
     pub async fn create(
         &self,
         config: &Settings,
         sub: &Subscription,
         req: NewStage,
         current: &(dyn Fn() -> Result<()> + Sync),
-    ) -> Result<Stage> {
+    ) -> Result<(Stage, Option<String>)> {
         let name = StageName::parse(&req.name).map_err(|m| Error::invalid("name", m))?;
         let stage_type = StageType::parse(&req.stage_type).ok_or_else(|| {
             Error::invalid(
@@ -50,6 +54,8 @@ impl Stages {
         let end_date = req.end_date.as_deref().map(parse_end_date).transpose()?;
         let grace_period_s = check_grace(req.grace_period_s)?;
         let profile = profile_of(config, &sub.profile)?;
+        let clone = req.clone_from.is_some();
+        let admin = for_create(&sub.profile, profile, req.admin_password, clone)?;
         self.check_never_pulled(profile).await?;
         let seed = match req.clone_from.as_deref() {
             Some(source) => Seed::Clone(Box::new(self.clone_source(sub, source)?)),
@@ -105,7 +111,11 @@ impl Stages {
                 settings: sub.settings.clone(),
                 db_password: Alphanumeric.sample_string(&mut rand::rng(), 32),
                 console_password: None,
-                app_db_password: None,
+                // The app's own role: made with the database, it owns it.
+                app_db_password: profile
+                    .app_db_user
+                    .as_ref()
+                    .map(|_| Alphanumeric.sample_string(&mut rand::rng(), 32)),
                 master_password_hash: None,
                 neutralized: false,
                 step: Some(Step::Directories),
@@ -138,8 +148,9 @@ impl Stages {
             format!("port {}", stage.http_port.unwrap_or(0)),
         );
         let mut stage = stage;
-        match self.build(config, profile, &mut stage, &seed).await {
-            Ok(()) => Ok(stage),
+        let built = self.build(config, profile, &mut stage, &seed, admin.as_ref());
+        match built.await {
+            Ok(()) => Ok((stage, admin.and_then(|a| a.answer()))),
             Err(e) => {
                 tracing::warn!(stage = %stage.reference(), error = %e, "create failed; rolling back");
                 self.roll_back(config, &mut stage, &e.to_string()).await;
@@ -171,7 +182,7 @@ impl Stages {
     }
 
     /// Also the failpoint `create.<step>` (in `emit`).
-    async fn step(&self, stage: &mut Stage, step: Step) -> Result<()> {
+    pub(super) async fn step(&self, stage: &mut Stage, step: Step) -> Result<()> {
         stage.step = Some(step);
         self.save(stage).await?;
         self.emit(stage, "create", step.as_str(), "started");
@@ -184,6 +195,7 @@ impl Stages {
         profile: &Profile,
         stage: &mut Stage,
         seed: &Seed,
+        admin: Option<&Chosen>,
     ) -> Result<()> {
         let naming = naming(config);
         let data_dir = self
@@ -236,12 +248,24 @@ impl Stages {
         );
         self.deps.engine.create_container(&db_spec).await?;
         let target = self.start_db(&naming, stage, profile).await?;
+        // Seconds of CPU: hashed while the database is made (once the db runs, so a build
+        // that fails before starts none).
+        let master = profile
+            .config_template
+            .contains(super::app_config::MASTER_PASSWORD_HASH)
+            .then(|| tokio::spawn(super::app_config::new_master_hash()));
 
         self.step(stage, Step::Database).await?;
         self.deps
             .db
             .create_database(&target, stage.db_name())
             .await?;
+        if let Some(role) = super::app_config::app_role(profile, stage) {
+            self.deps
+                .db
+                .ensure_app_role(&target, stage.db_name(), &role)
+                .await?;
+        }
 
         if !matches!(seed, Seed::Empty) {
             self.step(stage, Step::Copy).await?;
@@ -262,6 +286,15 @@ impl Stages {
             }
         }
 
+        if let Some(master) = master {
+            let hash = master
+                .await
+                .map_err(|e| Error::internal("hashing the master password", e))??;
+            stage.master_password_hash = Some(hash);
+            self.save(stage).await?;
+        }
+        self.write_app_config(profile, stage).await?;
+
         // A copy already holds an initialised database.
         if let (Some(init), Seed::Empty) = (init_spec, seed) {
             self.step(stage, Step::Init).await?;
@@ -278,6 +311,8 @@ impl Stages {
             }
         }
 
+        self.admin_password_step(profile, stage, &target, admin)
+            .await?;
         self.step(stage, Step::App).await?;
         self.deps.engine.create_container(&app_spec).await?;
         self.deps.engine.start_container(&app_spec.name).await?;
@@ -285,7 +320,7 @@ impl Stages {
         self.step(stage, Step::Nginx).await?;
         self.deps
             .proxy
-            .apply(site(stage, SiteState::Running))
+            .apply(site(config, stage, SiteState::Running))
             .await?;
 
         stage.apply(super::transitions::Operation::Create)?;

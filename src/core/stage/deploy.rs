@@ -206,7 +206,7 @@ impl Stages {
         self.save(&stage).await?;
         if running {
             self.emit(&stage, "deploy", "restart", "app");
-            self.restart_app(config, &stage).await?;
+            self.restart_app(config, &mut stage).await?;
         }
         self.emit(
             &stage,
@@ -253,7 +253,7 @@ impl Stages {
 
     /// The app alone, so it loads the new code; the database keeps running. An app with a
     /// readiness check is behind nginx's 503 until it passes it, never a 502.
-    async fn restart_app(&self, config: &Settings, stage: &Stage) -> Result<()> {
+    async fn restart_app(&self, config: &Settings, stage: &mut Stage) -> Result<()> {
         let profile = profile_of(config, &stage.profile)?;
         if profile.app.readiness.is_some() {
             self.app_down(config, profile, stage).await?;
@@ -265,6 +265,7 @@ impl Stages {
             .engine
             .stop_container(&name, &signal, grace(config, profile, stage, None))
             .await?;
+        self.write_app_config(profile, stage).await?;
         self.deps.engine.start_container(&name).await
     }
 

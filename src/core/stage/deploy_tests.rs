@@ -25,6 +25,8 @@ fn world(changed: Option<&[&str]>, step: Option<Step>) -> World {
     s.git.repository = Some(URL.into());
     s.git.last_commit = Some(OLD.into());
     s.step = step;
+    // Hashing a master password takes seconds in debug builds.
+    s.master_password_hash = Some("$pbkdf2-sha512$1$x$y".into());
     let store = fakes::store_with(&[s]);
     let mut deps = fakes::deps(store, Arc::new(fakes::SlowMeter::default()));
     let engine = Arc::new(LogEngine {

@@ -114,11 +114,11 @@ impl Stages {
         &self,
         config: &Settings,
         profile: &Profile,
-        stage: &Stage,
+        stage: &mut Stage,
         new: &NewCode<'_>,
     ) -> std::result::Result<(), Failed> {
         let (scratch, clear, modules) = (new.scratch, new.clear, &new.modules);
-        let (sub, name) = (stage.subscription.as_str(), stage.name.as_str());
+        let (sub, name) = (stage.subscription.to_string(), stage.name.to_string());
         self.emit(
             stage,
             "deploy",
@@ -127,10 +127,14 @@ impl Stages {
         );
         self.deps
             .dirs
-            .lay_out_kept(sub, name, ADDONS, scratch, clear)
+            .lay_out_kept(&sub, &name, ADDONS, scratch, clear)
             .await
             .map_err(Failed::Other)?;
-        self.own_dirs(profile, sub, name, Some(ADDONS))
+        self.own_dirs(profile, &sub, &name, Some(ADDONS))
+            .await
+            .map_err(Failed::Other)?;
+        // The update reads the configuration file the app will.
+        self.write_app_config(profile, stage)
             .await
             .map_err(Failed::Other)?;
         let argv = plan::update_argv(&profile.update_command, modules);
@@ -278,8 +282,8 @@ impl Stages {
         profile: &Profile,
         stage: &Stage,
     ) -> Result<()> {
-        let mut down = site(stage, SiteState::Stopped);
-        down.code_server = site(stage, SiteState::Running).code_server;
+        let mut down = site(config, stage, SiteState::Stopped);
+        down.code_server = site(config, stage, SiteState::Running).code_server;
         self.deps.proxy.apply(down).await?;
         let name = naming(config).container(stage, APP);
         let signal = stop_signal(Some(&profile.app), APP);
@@ -296,12 +300,15 @@ impl Stages {
         &self,
         config: &Settings,
         profile: &Profile,
-        stage: &Stage,
+        stage: &mut Stage,
     ) -> Result<()> {
+        // The configuration file as the template is now, like every start of the app.
+        self.write_app_config(profile, stage).await?;
         let name = naming(config).container(stage, APP);
         self.deps.engine.start_container(&name).await?;
         self.app_ready(config, profile, stage).await?;
-        self.deps.proxy.apply(site(stage, SiteState::Running)).await
+        let up = site(config, stage, SiteState::Running);
+        self.deps.proxy.apply(up).await
     }
 
     /// A template copy of the stage's database, owned as it is; the app is stopped.

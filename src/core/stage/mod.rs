@@ -1,7 +1,9 @@
 //! Stages: the registry of stage records and the lifecycle operations on them. Operations on
 //! one stage are serialised by its lock; different stages run in parallel.
 
+pub mod admin_password;
 mod adopt;
+pub mod app_config;
 pub mod backup;
 mod clone;
 mod common;

@@ -2,7 +2,9 @@
 //! agent's own queries (readiness, counts, the console roles) run with a statement and lock
 //! timeout, so a tenant holding a lock delays them seconds, never forever.
 
-use crate::core::interfaces::{ConsoleRoles, DbTarget, SqlRequest, SqlResult, StageDatabase};
+use crate::core::interfaces::{
+    AppRole, ConsoleRoles, DbTarget, SqlRequest, SqlResult, StageDatabase,
+};
 use crate::core::{Error, Result};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
@@ -132,6 +134,10 @@ impl StageDatabase for Postgres {
         super::roles::ensure(admin, db, roles).await
     }
 
+    async fn ensure_app_role(&self, admin: &DbTarget, db: &str, role: &AppRole) -> Result<()> {
+        super::app_role::ensure(admin, db, role).await
+    }
+
     async fn each(&self, t: &DbTarget, db: &str, statements: &[String]) -> Result<()> {
         let c = connect_with(t, db, None)
             .await
@@ -151,6 +157,24 @@ impl StageDatabase for Postgres {
         c.batch_execute(&format!("BEGIN; {sql}; COMMIT"))
             .await
             .map_err(|e| super::console::db_error(&e))
+    }
+
+    async fn execute_count(&self, t: &DbTarget, db: &str, sql: &str) -> Result<i64> {
+        let c = connect(t, db)
+            .await
+            .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
+        let wrapped = format!("BEGIN; {sql}; COMMIT");
+        let messages = tokio::time::timeout(AGENT_QUERY_LIMIT, c.simple_query(&wrapped))
+            .await
+            .map_err(|_| Error::Database(format!("{db}: no answer within {AGENT_QUERY_LIMIT:?}")))?
+            .map_err(|e| super::console::db_error(&e))?;
+        let value = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        });
+        value
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| Error::Database(format!("{db}: the statement returned no number")))
     }
 }
 
