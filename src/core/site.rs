@@ -34,6 +34,9 @@ pub struct SiteSpec {
     pub domain: Domain,
     pub state: SiteState,
     pub http_port: u16,
+    /// Where `/websocket` goes when not to `http_port` (an app with a long-polling port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longpolling_port: Option<u16>,
     pub code_server: Option<CodeServerSite>,
 }
 

@@ -73,6 +73,7 @@ pub fn site(stage: &Stage, state: SiteState) -> SiteSpec {
         domain: stage.domain.clone(),
         state,
         http_port: stage.http_port.unwrap_or(0),
+        longpolling_port: stage.longpolling_port,
         code_server,
     }
 }

@@ -173,6 +173,7 @@ impl Stages {
             .engine
             .stop_container(&name, &signal, grace(config, profile, stage, None))
             .await?;
-        self.deps.engine.start_container(&name).await
+        self.deps.engine.start_container(&name).await?;
+        self.wait_ready(config, profile, stage).await
     }
 }
