@@ -48,10 +48,24 @@ impl Stages {
             format!("GET {path}, up to {within}"),
         );
         let deadline = Instant::now() + timeout;
+        let mut last = "no answer".to_string();
         loop {
+            // The last attempt is the one that had time left: its answer is the one told.
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let state = match self.deps.engine.inspect_container(&name, "").await {
+                    Ok(Some(info)) => info.status,
+                    Ok(None) => "gone".into(),
+                    Err(e) => format!("unknown ({e})"),
+                };
+                return Err(Error::Docker(format!(
+                    "the app did not pass its readiness check: GET {path} on port {port} gave \
+                     no 2xx or 3xx within {within} (last: {last}); the app container {name} \
+                     is {state}"
+                )));
+            }
             let host = stage.domain.as_str();
-            let last = match self
+            last = match self
                 .deps
                 .ports
                 .http_get(bind, port, host, path, left.min(ATTEMPT))
@@ -71,20 +85,8 @@ impl Stages {
                     self.last_lines(&name).await
                 )));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                let state = match self.deps.engine.inspect_container(&name, "").await {
-                    Ok(Some(info)) => info.status,
-                    Ok(None) => "gone".into(),
-                    Err(e) => format!("unknown ({e})"),
-                };
-                return Err(Error::Docker(format!(
-                    "the app did not pass its readiness check: GET {path} on port {port} gave \
-                     no 2xx or 3xx within {within} (last: {last}); the app container {name} \
-                     is {state}"
-                )));
-            }
-            tokio::time::sleep(POLL.min(deadline - now)).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(POLL.min(left)).await;
         }
     }
 
