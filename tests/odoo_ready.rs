@@ -20,75 +20,40 @@ use stagelet::api::client::HttpClient;
 fn overrides() -> String {
     let mut top: toml::Table = toml::from_str(&odoo_overrides()).unwrap();
     let profiles = top["profiles"].as_table_mut().unwrap();
-    temporary_cli(profiles);
     let base = profiles["odoo"].as_table().unwrap().clone();
-    let app_of = |p: &mut toml::Table| p["app"].as_table_mut().unwrap().clone();
-    let with_app = |p: &mut toml::Table, app: toml::Table| p.insert("app".into(), app.into());
 
     let mut lp = base.clone();
     let template = lp["config_template"].as_str().unwrap().to_string();
+    assert!(template.contains("workers = 0\n"), "{template}");
     let template = template.replace("workers = 0\n", "workers = 2\ngevent_port = 8072\n");
-    lp.insert("config_template".into(), template.clone().into());
-    let mut app = app_of(&mut lp);
-    app.insert("longpolling_port".into(), 8072.into());
-    if template.is_empty() {
-        // TEMPORARY (temporary_cli): the same options on the command line.
-        let mut command = app["command"].as_array().unwrap().clone();
-        command.extend(["--workers", "2", "--gevent-port", "8072"].map(toml::Value::from));
-        app.insert("command".into(), command.into());
-    }
-    with_app(&mut lp, app);
+    lp.insert("config_template".into(), template.into());
+    app(&mut lp).insert("longpolling_port".into(), 8072.into());
     profiles.insert("odoo-lp".into(), lp.into());
 
     let mut slow = base.clone();
-    let mut app = app_of(&mut slow);
     let mut command: Vec<toml::Value> = ["sh", "-c", "sleep 2; exec \"$@\"", "sh"]
         .map(toml::Value::from)
         .to_vec();
-    command.extend(app["command"].as_array().unwrap().iter().cloned());
-    app.insert("command".into(), command.into());
-    with_app(&mut slow, app);
+    command.extend(
+        app(&mut slow)["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned(),
+    );
+    app(&mut slow).insert("command".into(), command.into());
     profiles.insert("odoo-slow".into(), slow.into());
 
     let mut nr = base;
     let readiness: toml::Table =
         toml::from_str("http = \"/never-ready\"\ntimeout = \"5s\"").unwrap();
-    let mut app = app_of(&mut nr);
-    app.insert("readiness".into(), readiness.into());
-    with_app(&mut nr, app);
+    app(&mut nr).insert("readiness".into(), readiness.into());
     profiles.insert("odoo-nr".into(), nr.into());
     toml::to_string(&top).unwrap()
 }
 
-/// TEMPORARY, until the configuration file lands on main: the app's options on its command
-/// line, `workers` from the template's line.
-fn temporary_cli(profiles: &mut toml::Table) {
-    let p = profiles["odoo"].as_table_mut().unwrap();
-    let template = p["config_template"].as_str().unwrap().to_string();
-    assert!(template.contains("workers = 0\n"), "{template}");
-    let cli = [
-        "odoo",
-        "--db_host",
-        "db",
-        "--db_port",
-        "5432",
-        "-r",
-        "{db_user}",
-        "-w",
-        "{db_password}",
-        "-d",
-        "{db_name}",
-        "--data-dir",
-        "/var/lib/odoo",
-        "--addons-path",
-        "/mnt/extra-addons",
-    ];
-    p.insert("config_template".into(), "".into());
-    let app = p["app"].as_table_mut().unwrap();
-    app.insert("command".into(), cli.map(toml::Value::from).to_vec().into());
-    let mut init = cli.map(toml::Value::from).to_vec();
-    init.extend(["-i", "base", "--without-demo=all", "--stop-after-init"].map(toml::Value::from));
-    app.insert("init_command".into(), init.into());
+fn app(profile: &mut toml::Table) -> &mut toml::Table {
+    profile.get_mut("app").unwrap().as_table_mut().unwrap()
 }
 
 async fn start(test: &str) -> Option<(StageEnv, HttpClient)> {

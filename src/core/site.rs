@@ -3,6 +3,7 @@
 
 use super::names::{Domain, StageName, SubscriptionId};
 use super::Result;
+use crate::config::types::SafePath;
 use serde::{Deserialize, Serialize};
 
 /// What a stage's domain answers.
@@ -38,6 +39,10 @@ pub struct SiteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub longpolling_port: Option<u16>,
     pub code_server: Option<CodeServerSite>,
+    /// URL path prefixes nginx answers 403 while the app is served (the profile's
+    /// `blocked_paths`): checked paths, safe to write into the file as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_paths: Vec<SafePath>,
 }
 
 /// `<subscription>--<name>`: the stem of the stage's record and nginx file.

@@ -20,6 +20,14 @@ pub trait BlockingDirs: Send + Sync + 'static {
     fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()>;
     fn lay_out_dir(&self, s: &str, n: &str, dir: &str, tree: &Path, clear: bool) -> Result<()>;
     fn own(&self, s: &str, n: &str, dir: &str, uid: u32, gid: u32, mode: u32) -> Result<()>;
+    fn write_private(
+        &self,
+        s: &str,
+        n: &str,
+        file: &str,
+        bytes: &[u8],
+        owner: (u32, u32),
+    ) -> Result<()>;
 }
 
 /// [`BackupStore`], blocking.
@@ -134,6 +142,18 @@ impl<T: BlockingDirs> StageDirs for OffThread<T> {
     ) -> Result<()> {
         let (s, n, dir) = (owned(sub), owned(stage), owned(dir));
         self.run(move |d| d.own(&s, &n, &dir, uid, gid, mode)).await
+    }
+    async fn write_private(
+        &self,
+        sub: &str,
+        stage: &str,
+        file: &str,
+        bytes: Vec<u8>,
+        owner: (u32, u32),
+    ) -> Result<()> {
+        let (s, n, file) = (owned(sub), owned(stage), owned(file));
+        self.run(move |d| d.write_private(&s, &n, &file, &bytes, owner))
+            .await
     }
 }
 

@@ -400,5 +400,6 @@ pub fn site(sub: &str, name: &str, domain: &str, state: SiteState, port: u16) ->
         http_port: port,
         longpolling_port: None,
         code_server: None,
+        blocked_paths: vec![],
     }
 }

@@ -106,6 +106,8 @@ enum Body<'a> {
         /// Odoo's `/websocket` location and where it goes (the long-polling port, when the
         /// app has one, else `port`); `None`: no such location (the code server).
         websocket: Option<u16>,
+        /// Prefixes answered 403 (the profile's `blocked_paths`).
+        blocked: &'a [SafePath],
     },
     Page {
         status: u16,
@@ -141,6 +143,7 @@ pub fn render(site: &SiteSpec, opts: &RenderOptions, check: TlsCheck) -> Result<
         SiteState::Running => Body::Proxy {
             port: site.http_port,
             websocket: Some(site.longpolling_port.unwrap_or(site.http_port)),
+            blocked: &site.blocked_paths,
         },
         SiteState::Stopped => Body::Page {
             status: 503,
@@ -168,6 +171,7 @@ fn code_server(out: &mut Out, cs: &CodeServerSite, key: &str) -> Result<(), Stri
         Body::Proxy {
             port: cs.port,
             websocket: None,
+            blocked: &[],
         }
     } else {
         Body::Page {
@@ -228,6 +232,7 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
                 &[&http, &name, &access_log, &error_log, SERVER_TOKENS],
             );
             acme_location(text, opts);
+            blocked_locations(text, body);
             lines(text, 1, &["location / {"]);
             lines(text, 2, &[&redirect]);
             lines(text, 1, &["}"]);
@@ -286,6 +291,18 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
     Ok(())
 }
 
+/// The blocked prefixes answer 403 on every port; `^~` wins over the regex-free prefix
+/// locations of the proxy (`/`, `/websocket`) whatever their length.
+fn blocked_locations(out: &mut String, body: &Body) {
+    if let Body::Proxy { blocked, .. } = body {
+        for path in blocked.iter() {
+            lines(out, 1, &[&format!("location ^~ {} {{", path.as_str())]);
+            lines(out, 2, &["return 403;"]);
+            lines(out, 1, &["}"]);
+        }
+    }
+}
+
 /// ACME HTTP-01: tokens from the challenge directory, whatever the stage's state (a `^~`
 /// prefix wins over the regex-free `location /` of every body).
 fn acme_location(out: &mut String, opts: &RenderOptions) {
@@ -299,7 +316,10 @@ fn acme_location(out: &mut String, opts: &RenderOptions) {
 
 fn body_lines(out: &mut String, domain: &str, body: &Body, opts: &RenderOptions, proto: &str) {
     match body {
-        Body::Proxy { port, websocket } => {
+        Body::Proxy {
+            port, websocket, ..
+        } => {
+            blocked_locations(out, body);
             let size = format!(
                 "client_max_body_size {};",
                 opts.client_max_body_size.as_str()
