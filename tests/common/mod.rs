@@ -364,6 +364,7 @@ impl StageEnv {
                 None,
                 None,
                 None,
+                None,
             )
             .await
             .unwrap();
