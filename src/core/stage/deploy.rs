@@ -174,6 +174,7 @@ impl Stages {
             .stop_container(&name, &signal, grace(config, profile, stage, None))
             .await?;
         self.write_app_config(profile, stage).await?;
-        self.deps.engine.start_container(&name).await
+        self.deps.engine.start_container(&name).await?;
+        self.wait_ready(config, profile, stage).await
     }
 }
