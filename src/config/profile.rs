@@ -188,3 +188,132 @@ pub(super) fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 pub use super::odoo_profile::odoo;
+
+/// `readiness` and `longpolling_port`: only the app's are used, its readiness path is what an
+/// HTTP request line can carry, and its long-polling port is a second port.
+pub(super) fn cross_check_app_ports(config: &super::Config) -> Vec<(Vec<String>, String)> {
+    let mut errs = vec![];
+    let key = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (name, p) in &config.profiles {
+        let others = [("db", Some(&p.db)), ("code_server", p.code_server.as_ref())];
+        for (role, c) in others {
+            let Some(c) = c else { continue };
+            for (k, set) in [
+                ("readiness", c.readiness.is_some()),
+                ("longpolling_port", c.longpolling_port.is_some()),
+            ] {
+                if set {
+                    errs.push((
+                        key(&["profiles", name, role, k]),
+                        "is read on the app component only".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(r) = &p.app.readiness {
+            if let Some(m) = readiness_path_problem(&r.http) {
+                errs.push((key(&["profiles", name, "app", "readiness", "http"]), m));
+            }
+            if r.timeout.0 < std::time::Duration::from_secs(1) {
+                errs.push((
+                    key(&["profiles", name, "app", "readiness", "timeout"]),
+                    "must be at least 1s".into(),
+                ));
+            }
+        }
+        match p.app.longpolling_port {
+            Some(0) => errs.push((
+                key(&["profiles", name, "app", "longpolling_port"]),
+                "must be a port (1-65535)".into(),
+            )),
+            Some(lp) if lp == p.app.port => errs.push((
+                key(&["profiles", name, "app", "longpolling_port"]),
+                format!("is the app's port {lp}: it must be a second port"),
+            )),
+            _ => {}
+        }
+    }
+    errs
+}
+
+/// Why `path` cannot be a readiness path: it must start with '/' and hold no whitespace nor
+/// control characters (it goes on the request line as it is).
+fn readiness_path_problem(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return Some(format!("{path:?} must start with '/'"));
+    }
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some(format!("{path:?} must hold no whitespace"));
+    }
+    if path.parse::<http::uri::PathAndQuery>().is_err() || path.contains('#') {
+        return Some(format!(
+            "{path:?} is not a URL path (with an optional query)"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_and_longpolling_are_checked() {
+        let keys = |c: &super::super::Config| {
+            cross_check_app_ports(c)
+                .into_iter()
+                .map(|(k, m)| format!("{}: {m}", k.join(".")))
+                .collect::<Vec<_>>()
+        };
+        let mut c = super::super::Config::default();
+        assert!(keys(&c).is_empty(), "{:?}", keys(&c));
+        let app = &mut c.profiles.get_mut("odoo").unwrap().app;
+        app.longpolling_port = Some(8072);
+        assert!(keys(&c).is_empty());
+        for (path, why) in [
+            ("web/health", "must start with '/'"),
+            ("/web health", "no whitespace"),
+            ("/web\thealth", "no whitespace"),
+            ("/web/health#x", "not a URL path"),
+            ("/a\u{7f}", "no whitespace"),
+        ] {
+            let path = path.to_string();
+            let p = c.profiles.get_mut("odoo").unwrap();
+            p.app.readiness.as_mut().unwrap().http = path.clone();
+            let errs = keys(&c);
+            assert_eq!(errs.len(), 1, "{path:?}: {errs:?}");
+            assert!(
+                errs[0].starts_with("profiles.odoo.app.readiness.http: ") && errs[0].contains(why),
+                "{path:?}: {errs:?}"
+            );
+        }
+        let p = c.profiles.get_mut("odoo").unwrap();
+        p.app.readiness.as_mut().unwrap().http = "/web/health?db_server_status=1".into();
+        p.app.readiness.as_mut().unwrap().timeout = super::super::types::Dur(Default::default());
+        assert_eq!(
+            keys(&c),
+            ["profiles.odoo.app.readiness.timeout: must be at least 1s"]
+        );
+        let p = c.profiles.get_mut("odoo").unwrap();
+        p.app.readiness = None;
+        p.app.longpolling_port = Some(8069);
+        assert_eq!(
+            keys(&c),
+            ["profiles.odoo.app.longpolling_port: is the app's port 8069: it must be a second port"]
+        );
+        let p = c.profiles.get_mut("odoo").unwrap();
+        p.app.longpolling_port = None;
+        p.db.longpolling_port = Some(8072);
+        p.code_server.as_mut().unwrap().readiness = p.db.readiness.clone().or(Some(Readiness {
+            http: "/".into(),
+            timeout: Readiness::default_timeout(),
+        }));
+        assert_eq!(
+            keys(&c),
+            [
+                "profiles.odoo.db.longpolling_port: is read on the app component only",
+                "profiles.odoo.code_server.readiness: is read on the app component only"
+            ]
+        );
+    }
+}

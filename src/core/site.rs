@@ -35,6 +35,9 @@ pub struct SiteSpec {
     pub domain: Domain,
     pub state: SiteState,
     pub http_port: u16,
+    /// Where `/websocket` goes when not to `http_port` (an app with a long-polling port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longpolling_port: Option<u16>,
     pub code_server: Option<CodeServerSite>,
     /// URL path prefixes nginx answers 403 while the app is served (the profile's
     /// `blocked_paths`): checked paths, safe to write into the file as they are.

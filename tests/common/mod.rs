@@ -10,6 +10,7 @@ pub mod odoo;
 // -- issue 15 (real images): the test registries
 pub mod registry;
 // -- end issue 15
+pub mod request_loop;
 pub mod stage_setup;
 
 use jsonrpsee::async_client::Client;

@@ -398,6 +398,7 @@ pub fn site(sub: &str, name: &str, domain: &str, state: SiteState, port: u16) ->
         domain: Domain::parse(domain).unwrap(),
         state,
         http_port: port,
+        longpolling_port: None,
         code_server: None,
         blocked_paths: vec![],
     }

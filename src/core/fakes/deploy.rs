@@ -1,6 +1,7 @@
 //! Fakes for deploy tests that write what was asked of them, in order, into one shared log:
 //! an engine (the update's exit code and the app's readiness set by the test), a database that
-//! tracks its snapshot, stage directories with a checkout's module folders, git with a diff.
+//! tracks its snapshot, stage directories with a checkout's module folders, git with a diff,
+//! ports whose readiness requests fail a set number of times.
 
 use super::{NullDb, NullDirs, NullEngine};
 use crate::core::interfaces::*;
@@ -295,5 +296,37 @@ impl ProxySites for LogProxy {
         _: crate::core::names::StageName,
     ) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Ports that are free; the next `refused` readiness requests get no answer, then 200.
+#[derive(Default)]
+pub struct FlakyPorts {
+    pub refused: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl PortProbe for FlakyPorts {
+    fn in_use(&self, _: IpAddr, _: u16) -> bool {
+        false
+    }
+    fn accepts(&self, _: IpAddr, _: u16) -> bool {
+        true
+    }
+    async fn http_get(
+        &self,
+        _: IpAddr,
+        _: u16,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> std::result::Result<u16, String> {
+        match self
+            .refused
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        {
+            Ok(_) => Err("connection refused".into()),
+            Err(_) => Ok(200),
+        }
     }
 }

@@ -114,12 +114,23 @@ impl ProxySites for NullProxy {
 
 pub struct FreePorts;
 
+#[async_trait::async_trait]
 impl PortProbe for FreePorts {
     fn in_use(&self, _: IpAddr, _: u16) -> bool {
         false
     }
     fn accepts(&self, _: IpAddr, _: u16) -> bool {
         true
+    }
+    async fn http_get(
+        &self,
+        _: IpAddr,
+        _: u16,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> Result<u16, String> {
+        Ok(200)
     }
 }
 
@@ -194,6 +205,7 @@ pub fn stage(
         purge_at: None,
         cancelled_at: None,
         http_port: Some(20000),
+        longpolling_port: None,
         grace_period_s: None,
         last_error: None,
         profile: "odoo".into(),

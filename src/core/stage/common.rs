@@ -86,6 +86,7 @@ pub fn site(config: &Settings, stage: &Stage, state: SiteState) -> SiteSpec {
         domain: stage.domain.clone(),
         state,
         http_port: stage.http_port.unwrap_or(0),
+        longpolling_port: stage.longpolling_port,
         code_server,
         blocked_paths,
     }

@@ -206,6 +206,13 @@ impl SpecContext<'_> {
         // The subscription's env wins over the profile's.
         spec.env.extend(self.stage.settings.env.clone());
         spec.publish = vec![(bind, http_port, self.profile.app.port)];
+        // The port was allocated at admission when the profile had one.
+        if let (Some(host), Some(port)) = (
+            self.stage.longpolling_port,
+            self.profile.app.longpolling_port,
+        ) {
+            spec.publish.push((bind, host, port));
+        }
         spec
     }
 
@@ -363,5 +370,27 @@ mod tests {
         a.name = StageName::parse("c").unwrap();
         assert_eq!(naming.container(&a, DB), "p-a-b--c--db");
         assert_eq!(naming.network(&a), "p-a-b--c");
+    }
+
+    /// The app publishes its long-polling port beside its HTTP port once the stage holds one.
+    #[test]
+    fn the_longpolling_port_is_published_too() {
+        let naming = Naming {
+            label_prefix: "io.stagelet".into(),
+            name_prefix: "stagelet-".into(),
+        };
+        let (mut s, mut profile) = (stage(), crate::core::settings::odoo_profile());
+        (s.longpolling_port, profile.app.longpolling_port) = (Some(20002), Some(8072));
+        let ctx = SpecContext {
+            naming: &naming,
+            stage: &s,
+            profile: &profile,
+            data_dir: Path::new("/d/acme/qa"),
+            grace_s: 1,
+            logs: None,
+        };
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let want = vec![(lo, 20001, 8069), (lo, 20002, 8072)];
+        assert_eq!(ctx.app(lo, 20001).publish, want);
     }
 }

@@ -88,7 +88,8 @@ impl Stages {
                 });
             }
             check_domain_free(&live, &domain)?;
-            let http_port = self.choose_port(config, &live, &published)?;
+            let (http_port, longpolling_port) =
+                self.choose_ports(config, profile, &live, &published)?;
             let now = time::now();
             let stage = Stage {
                 schema_version: SCHEMA_VERSION,
@@ -105,6 +106,7 @@ impl Stages {
                 purge_at: None,
                 cancelled_at: None,
                 http_port: Some(http_port),
+                longpolling_port,
                 grace_period_s,
                 last_error: None,
                 profile: sub.profile.clone(),
@@ -316,6 +318,8 @@ impl Stages {
         self.step(stage, Step::App).await?;
         self.deps.engine.create_container(&app_spec).await?;
         self.deps.engine.start_container(&app_spec.name).await?;
+        // No site until the app answers: nginx proxies only to an app that serves.
+        self.wait_ready(config, profile, stage).await?;
 
         self.step(stage, Step::Nginx).await?;
         self.deps
@@ -372,7 +376,7 @@ impl Stages {
         // Allowed from every state.
         let _ = stage.apply(super::transitions::Operation::Cancel);
         stage.cancelled_at = Some(time::now());
-        stage.http_port = None;
+        (stage.http_port, stage.longpolling_port) = (None, None);
         stage.step = None;
         stage.last_error = Some(error.to_string());
         if let Err(e) = self.save(stage).await {

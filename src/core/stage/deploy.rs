@@ -266,51 +266,18 @@ impl Stages {
             .stop_container(&name, &signal, grace(config, profile, stage, None))
             .await?;
         self.write_app_config(profile, stage).await?;
-        self.deps.engine.start_container(&name).await
+        self.deps.engine.start_container(&name).await?;
+        self.wait_ready(config, profile, stage).await
     }
 
-    /// Waits until the restarted app serves: the profile's readiness check. Until the
-    /// readiness work lands this waits for the container to run and its port to accept.
+    /// Waits until the restarted app serves: the profile's readiness check (readiness.rs).
     pub(super) async fn app_ready(
         &self,
         config: &Settings,
         profile: &Profile,
         stage: &Stage,
     ) -> Result<()> {
-        let Some(readiness) = &profile.app.readiness else {
-            return Ok(());
-        };
-        let name = naming(config).container(stage, APP);
-        let port = stage.http_port.unwrap_or(0);
-        let deadline = tokio::time::Instant::now() + readiness.timeout.0;
-        loop {
-            let info = self.deps.engine.inspect_container(&name, "").await?;
-            match info {
-                Some(i) if i.running => {
-                    let (ports, bind) = (self.deps.ports.clone(), config.ports.bind_address);
-                    let accepts = tokio::task::spawn_blocking(move || ports.accepts(bind, port))
-                        .await
-                        .unwrap_or(false);
-                    if accepts {
-                        return Ok(());
-                    }
-                }
-                Some(i) if i.status == "exited" || i.status == "dead" => {
-                    return Err(Error::Docker(format!(
-                        "the app exited (code {}) before it was ready",
-                        i.exit_code.unwrap_or(-1)
-                    )))
-                }
-                _ => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Docker(format!(
-                    "the app did not answer within {:?}",
-                    readiness.timeout.0
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
+        self.wait_ready(config, profile, stage).await
     }
 }
 

@@ -1,7 +1,9 @@
 //! The order of a deploy's steps, its rollback and its recovery, against recording fakes.
 
 use super::*;
-use crate::core::fakes::deploy::{LogDb, LogDirs, LogEngine, LogGit, LogProxy, NEW_COMMIT};
+use crate::core::fakes::deploy::{
+    FlakyPorts, LogDb, LogDirs, LogEngine, LogGit, LogProxy, NEW_COMMIT,
+};
 use crate::core::fakes::{self, deploy::Log};
 use crate::core::stage::model::Step;
 use std::collections::BTreeSet;
@@ -15,6 +17,7 @@ struct World {
     stages: Stages,
     log: Log,
     engine: Arc<LogEngine>,
+    ports: Arc<FlakyPorts>,
 }
 
 /// A running stage that has `OLD` of `URL` deployed; the new checkout holds mod_a, mod_b;
@@ -49,10 +52,13 @@ fn world(changed: Option<&[&str]>, step: Option<Step>) -> World {
         changed: changed.map(set),
     });
     deps.proxy = Arc::new(LogProxy { log: log.clone() });
+    let ports = Arc::new(FlakyPorts::default());
+    deps.ports = ports.clone();
     World {
         stages: Stages::load(deps).unwrap(),
         log,
         engine,
+        ports,
     }
 }
 
@@ -150,6 +156,8 @@ async fn a_failed_update_rolls_code_and_database_back() {
 #[tokio::test]
 async fn an_app_not_ready_on_the_new_code_is_rolled_back() {
     let w = world(None, None);
+    // The new code's app answers nothing and exits.
+    w.ports.refused.store(1, Ordering::SeqCst);
     w.engine.unready.store(1, Ordering::SeqCst);
     let config = Settings::default();
     let e = w

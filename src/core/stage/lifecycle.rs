@@ -137,6 +137,8 @@ impl Stages {
                 .engine
                 .start_container(&naming.container(stage, APP))
                 .await?;
+            // nginx keeps its 503 until the app answers; a timeout stops the stage below.
+            self.wait_ready(config, profile, stage).await?;
             self.code_follow_start(config, stage).await?;
             self.deps
                 .proxy
@@ -219,7 +221,7 @@ impl Stages {
             .remove_network(&naming.network(&stage), &owner)
             .await?;
         stage.apply(Operation::Terminate)?;
-        stage.http_port = None;
+        (stage.http_port, stage.longpolling_port) = (None, None);
         stage.purge_at = Some(time::now() + retention(config, stage.stage_type));
         self.save(&stage).await?;
         self.emit(&stage, "terminate", "terminated", "");
@@ -237,7 +239,8 @@ impl Stages {
         {
             let _admission = self.admission.lock().await;
             let live = self.live();
-            stage.http_port = Some(self.choose_port(config, &live, &published)?);
+            let (http, longpolling) = self.choose_ports(config, profile, &live, &published)?;
+            (stage.http_port, stage.longpolling_port) = (Some(http), longpolling);
             if stage.code_server.is_some() {
                 let port = self.choose_code_port(config, &live, &published)?;
                 if let Some(cs) = stage.code_server.as_mut() {
@@ -292,7 +295,7 @@ impl Stages {
                 .engine
                 .remove_network(&naming.network(&stage), &owner)
                 .await;
-            stage.http_port = None;
+            (stage.http_port, stage.longpolling_port) = (None, None);
             if let Some(cs) = stage.code_server.as_mut() {
                 cs.port = None;
             }
@@ -332,7 +335,7 @@ impl Stages {
         }
         stage.apply(Operation::Cancel)?;
         stage.cancelled_at = Some(time::now());
-        stage.http_port = None;
+        (stage.http_port, stage.longpolling_port) = (None, None);
         stage.step = None;
         self.save(stage).await?;
         self.emit(stage, "cancel", "cancelled", "");

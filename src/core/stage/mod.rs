@@ -22,6 +22,7 @@ pub mod model;
 mod ownership;
 pub mod ports;
 pub mod pull;
+mod readiness;
 mod reconcile;
 mod recover;
 mod retire;

@@ -150,6 +150,10 @@ pub struct Stage {
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub cancelled_at: Option<Timestamp>,
     pub http_port: Option<u16>,
+    /// The host port published for the app's `longpolling_port` (nginx's `/websocket`); held
+    /// and released with `http_port`.
+    #[serde(default)]
+    pub longpolling_port: Option<u16>,
     pub grace_period_s: Option<u64>,
     pub last_error: Option<String>,
     pub profile: String,
@@ -231,6 +235,9 @@ pub struct StageView {
     pub purge_at: Option<String>,
     pub cancelled_at: Option<String>,
     pub http_port: Option<u16>,
+    /// The host port nginx sends `/websocket` to, when the profile has a long-polling port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longpolling_port: Option<u16>,
     pub grace_period_s: Option<u64>,
     pub last_error: Option<String>,
     pub profile: String,
@@ -279,6 +286,7 @@ impl StageView {
             purge_at: s.purge_at.as_ref().map(fmt),
             cancelled_at: s.cancelled_at.as_ref().map(fmt),
             http_port: s.http_port,
+            longpolling_port: s.longpolling_port,
             grace_period_s: s.grace_period_s,
             last_error: s.last_error.clone(),
             profile: s.profile.clone(),

@@ -103,7 +103,9 @@ impl RenderOptions {
 enum Body<'a> {
     Proxy {
         port: u16,
-        odoo_websocket: bool,
+        /// Odoo's `/websocket` location and where it goes (the long-polling port, when the
+        /// app has one, else `port`); `None`: no such location (the code server).
+        websocket: Option<u16>,
         /// Prefixes answered 403 (the profile's `blocked_paths`).
         blocked: &'a [SafePath],
     },
@@ -140,7 +142,7 @@ pub fn render(site: &SiteSpec, opts: &RenderOptions, check: TlsCheck) -> Result<
     let body = match site.state {
         SiteState::Running => Body::Proxy {
             port: site.http_port,
-            odoo_websocket: true,
+            websocket: Some(site.longpolling_port.unwrap_or(site.http_port)),
             blocked: &site.blocked_paths,
         },
         SiteState::Stopped => Body::Page {
@@ -168,7 +170,7 @@ fn code_server(out: &mut Out, cs: &CodeServerSite, key: &str) -> Result<(), Stri
     let body = if cs.running {
         Body::Proxy {
             port: cs.port,
-            odoo_websocket: false,
+            websocket: None,
             blocked: &[],
         }
     } else {
@@ -315,9 +317,7 @@ fn acme_location(out: &mut String, opts: &RenderOptions) {
 fn body_lines(out: &mut String, domain: &str, body: &Body, opts: &RenderOptions, proto: &str) {
     match body {
         Body::Proxy {
-            port,
-            odoo_websocket,
-            ..
+            port, websocket, ..
         } => {
             blocked_locations(out, body);
             let size = format!(
@@ -334,12 +334,10 @@ fn body_lines(out: &mut String, domain: &str, body: &Body, opts: &RenderOptions,
                     "gzip_types text/plain text/css text/xml text/javascript application/javascript application/json application/xml image/svg+xml;",
                 ],
             );
-            let pass = format!("proxy_pass {};", opts.upstream(*port));
             let forwarded_proto = format!("proxy_set_header X-Forwarded-Proto {proto};");
             // proxy_set_header is inherited only by blocks that set none, so each location
             // repeats the whole set.
             let proxy = [
-                pass.as_str(),
                 "proxy_http_version 1.1;",
                 "proxy_set_header Host $host;",
                 "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
@@ -353,13 +351,11 @@ fn body_lines(out: &mut String, domain: &str, body: &Body, opts: &RenderOptions,
                 "proxy_send_timeout 720s;",
                 "proxy_redirect off;",
             ];
-            let locations: &[&str] = if *odoo_websocket {
-                &["/websocket", "/"]
-            } else {
-                &["/"]
-            };
-            for loc in locations {
+            let locations = websocket.map(|ws| ("/websocket", ws));
+            for (loc, port) in locations.into_iter().chain([("/", *port)]) {
+                let pass = format!("proxy_pass {};", opts.upstream(port));
                 lines(out, 1, &[&format!("location {loc} {{")]);
+                lines(out, 2, &[&pass]);
                 lines(out, 2, &proxy);
                 lines(out, 1, &["}"]);
             }

@@ -10,6 +10,7 @@ fn site(state: SiteState, code: Option<bool>) -> SiteSpec {
         domain: Domain::parse("qa.acme.example.com").unwrap(),
         state,
         http_port: 20001,
+        longpolling_port: None,
         code_server: code.map(|running| CodeServerSite {
             domain: Domain::parse("code-qa.acme.example.com").unwrap(),
             port: 25001,
@@ -96,6 +97,11 @@ fn golden_files() {
         "code-server-stopped-tls",
         &text(&site(SiteState::Running, Some(false)), &opts(true)),
     );
+    let longpolling = SiteSpec {
+        longpolling_port: Some(20002),
+        ..site(SiteState::Running, Some(true))
+    };
+    golden("running-longpolling", &text(&longpolling, &opts(false)));
     // The stage's certificate is missing, its code server's is not.
     let missing = |p: &Path| match p.to_str().unwrap().contains("/qa.acme") {
         true => Err(format!("cannot read {}: missing", p.display())),
@@ -176,4 +182,48 @@ fn a_file_carries_its_spec() {
         spec_of("# Managed by stagelet for stage a/b.\n# stagelet-site: {\n"),
         None
     );
+}
+
+/// Odoo's `/websocket` goes to the long-polling port when the app has one, with the upgrade
+/// headers; the rest, and the code server, stay on their ports. A stopped site has no proxy.
+#[test]
+fn websocket_goes_to_the_longpolling_port() {
+    let location = |text: &str, loc: &str| -> String {
+        let start = text
+            .find(&format!("location {loc} {{"))
+            .unwrap_or_else(|| panic!("no {loc} in {text}"));
+        text[start..].split_once("\n    }").unwrap().0.to_string()
+    };
+    let plain = text(&site(SiteState::Running, None), &opts(false));
+    assert!(location(&plain, "/websocket").contains("proxy_pass http://127.0.0.1:20001;"));
+    let mut spec = site(SiteState::Running, Some(true));
+    spec.longpolling_port = Some(20002);
+    let text = text(&spec, &opts(true));
+    let ws = location(&text, "/websocket");
+    for line in [
+        "proxy_pass http://127.0.0.1:20002;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $stagelet_connection_upgrade;",
+        "proxy_set_header Host $host;",
+    ] {
+        assert!(ws.contains(line), "{line} not in {ws}");
+    }
+    assert_eq!(
+        text.matches("proxy_pass http://127.0.0.1:20002;").count(),
+        1
+    );
+    assert_eq!(
+        text.matches("proxy_pass http://127.0.0.1:20001;").count(),
+        1
+    );
+    assert_eq!(
+        text.matches("proxy_pass http://127.0.0.1:25001;").count(),
+        1
+    );
+    assert_eq!(spec_of(&text), Some(spec.clone()));
+    (spec.state, spec.code_server) = (SiteState::Stopped, None);
+    assert!(!super::render(&spec, &opts(false), &any_tls)
+        .unwrap()
+        .text
+        .contains("proxy_pass"));
 }
