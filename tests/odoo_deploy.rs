@@ -307,6 +307,21 @@ async fn deploys_install_modules_and_failed_updates_roll_back() {
         let (code, data) = rpc_error(&deploy(&env, bad).await);
         assert_eq!((code, data["field"].as_str()), (-32602, Some("update")));
     }
+    let url = repo.url();
+    let out = env.daemon.ctl(&[
+        "stage",
+        "deploy",
+        "acme/qa",
+        "--repo",
+        &url,
+        "--branch",
+        "17.0",
+        "--update",
+        "stage_note,nope",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("update: "), "{err}");
+    assert!(err.contains("\"nope\""), "{err}");
     assert_eq!(tree(&addons), code_v1);
     assert_eq!(stage_git(&env).await["last_commit"], c1.as_str());
     assert_eq!(inspect(&app, "{{.State.StartedAt}}"), started, "no restart");
