@@ -42,6 +42,21 @@ pub fn usable(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The site files in `dir` that the options would render otherwise, with the spec each
+/// carries: after a reload that changed the ports, say, or a certificate that expired while
+/// the agent was down. Files without a spec are left as they are.
+pub fn stale(dir: &Path, opts: &RenderOptions) -> Vec<(String, Option<SiteSpec>)> {
+    let keys = files::managed(dir).unwrap_or_default();
+    keys.into_iter()
+        .filter_map(|key| {
+            let text = fs::read_to_string(files::live(dir, &key)).ok()?;
+            let spec = render::spec_of(&text).filter(|s| s.key() == key)?;
+            let fresh = render::render(&spec, opts, &usable).ok()?;
+            (fresh.text != text).then_some((key, Some(spec)))
+        })
+        .collect()
+}
+
 /// What one key of the batch does and how it ended.
 struct Item {
     key: String,
@@ -253,5 +268,39 @@ mod tests {
         let (expired, key) = cert(-7200, -60);
         fs::write(&pem, format!("{expired}\n{key}")).unwrap();
         assert!(usable(&pem).unwrap_err().contains("expired at"));
+    }
+
+    #[test]
+    fn sites_the_options_render_otherwise_are_stale() {
+        use crate::config::types::{BodySize, SafePath};
+        use crate::core::names::{Domain, StageName, SubscriptionId};
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SiteSpec {
+            subscription: SubscriptionId::parse("acme").unwrap(),
+            name: StageName::parse("qa").unwrap(),
+            domain: Domain::parse("qa.acme.example.com").unwrap(),
+            state: crate::core::site::SiteState::Running,
+            http_port: 20001,
+            code_server: None,
+        };
+        let opts = RenderOptions {
+            listen_address: None,
+            listen_http: 80,
+            listen_https: 443,
+            upstream: "127.0.0.1".parse().unwrap(),
+            tls: None,
+            client_max_body_size: BodySize::try_from("100m".to_string()).unwrap(),
+            log_dir: SafePath::try_from("/var/log/nginx".to_string()).unwrap(),
+            acme_challenge: None,
+        };
+        let text = render::render(&spec, &opts, &usable).unwrap().text;
+        fs::write(files::live(dir.path(), &spec.key()), text).unwrap();
+        fs::write(dir.path().join("foreign.conf"), "server {}\n").unwrap();
+        assert!(stale(dir.path(), &opts).is_empty());
+        let moved = RenderOptions {
+            listen_http: 8080,
+            ..opts
+        };
+        assert_eq!(stale(dir.path(), &moved), vec![(spec.key(), Some(spec))]);
     }
 }
