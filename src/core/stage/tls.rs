@@ -231,7 +231,10 @@ impl Stages {
         {
             // nginx must stop serving it even while renewals keep failing: the site is put
             // again, and renders the domain over HTTP (see runtime::nginx::batch::usable).
-            let put = self.reapply_site(uuid).await.map_err(|e| e.to_string());
+            let put = self
+                .reapply_site(config, uuid)
+                .await
+                .map_err(|e| e.to_string());
             if let Err(e) = &put {
                 tracing::warn!(%domain, error = %e, "the certificate expired and the site was not put again; tried again in a minute");
             } else if let Ok(s) = self.find(&uuid.to_string()) {

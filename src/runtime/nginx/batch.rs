@@ -282,6 +282,8 @@ mod tests {
             state: crate::core::site::SiteState::Running,
             http_port: 20001,
             code_server: None,
+            blocked_paths: vec![],
+            longpolling_port: None,
         };
         let opts = RenderOptions {
             listen_address: None,
