@@ -255,10 +255,17 @@ impl Stages {
             )
             .await?;
         }
-        if let Seed::Clone(_) = seed {
+        // Every copy (clone or template) gets its own secrets and URL; dev and qa copies are
+        // neutralised. The app's configuration file must be in place by now: the neutralize
+        // command reads it.
+        if !matches!(seed, Seed::Empty) {
+            let db = stage.db_name().to_string();
+            self.on_copy(config, profile, stage, "create", &db).await?;
             if stage.stage_type != StageType::Prod {
                 self.step(stage, Step::Neutralize).await?;
-                self.neutralize(config, profile, stage).await?;
+                self.neutralize(config, profile, stage, "create", &db)
+                    .await?;
+                self.save(stage).await?;
             }
         }
 
