@@ -86,6 +86,19 @@ fn put_file(root: &Path, rel: &str, bytes: &[u8]) {
     std::os::unix::fs::chown(&path, Some(101), Some(101)).unwrap();
 }
 
+/// GET through nginx once the app answers: until readiness waits are in (odoo-ready), a
+/// fresh app may not listen yet (502). Bounded to a minute.
+fn get_when_up(env: &StageEnv, host: &str, path: &str) -> (u16, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = env.nginx.get(host, path);
+        if !matches!(r.0, 0 | 502) || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 /// Nothing of stage `sub/name` is left but its tombstone: no containers, no directory.
 async fn only_a_tombstone(env: &StageEnv, http: &mut HttpClient, sub: &str, name: &str) {
     let gone = ok(http, "stage.get", json!({"stage": format!("{sub}/{name}")})).await;
@@ -289,14 +302,14 @@ async fn an_odoo_qa_clone_serves_its_files_and_is_neutralised() {
     put_file(&prod_files, "filestore/prod/ab/ab12cd", body);
     let url = format!("/web/content/{att}");
     assert_eq!(
-        env.nginx.get("prod.acme.example.com", &url),
+        get_when_up(&env, "prod.acme.example.com", &url),
         (200, String::from_utf8_lossy(body).into_owned())
     );
 
     let qa = create(&mut http, params("acme", "qa", "qa", Some("acme/prod"))).await;
     assert_eq!(qa["neutralized"], true, "{qa}");
     assert_eq!(
-        env.nginx.get("qa.acme.example.com", &url),
+        get_when_up(&env, "qa.acme.example.com", &url),
         (200, String::from_utf8_lossy(body).into_owned())
     );
     let identity = env.psql("acme", "qa", IDENTITY);
@@ -321,7 +334,7 @@ async fn an_odoo_qa_clone_serves_its_files_and_is_neutralised() {
     assert_eq!(env.psql("acme", "prod", ACTIVE_REAL_MAIL), "1");
     let prod = ok(&mut http, "stage.get", json!({"stage": "acme/prod"})).await;
     assert_eq!(prod["neutralized"], false);
-    assert_eq!(env.nginx.get("prod.acme.example.com", &url).0, 200);
+    assert_eq!(get_when_up(&env, "prod.acme.example.com", &url).0, 200);
 
     // prod's backup restored into a qa stage of that name made again: neutralised by the
     // command on the side database, and the files still served.
@@ -339,7 +352,7 @@ async fn an_odoo_qa_clone_serves_its_files_and_is_neutralised() {
     ok(&mut http, "stage.start", json!({"stage": "acme/prod"})).await;
     assert_eq!(env.psql("acme", "prod", ACTIVE_REAL_MAIL), "0");
     assert!(!env.psql("acme", "prod", IDENTITY).contains("prod-"));
-    assert_eq!(env.nginx.get("prod.acme.example.com", &url).0, 200);
+    assert_eq!(get_when_up(&env, "prod.acme.example.com", &url).0, 200);
 
     // A clone whose check fails is rolled back; its source is untouched.
     ok(
@@ -367,5 +380,8 @@ async fn an_odoo_qa_clone_serves_its_files_and_is_neutralised() {
         .data("bad", "prod")
         .join("filestore/filestore/prod")
         .exists());
-    assert_eq!(env.nginx.get("prod.bad.example.com", "/web/health").0, 200);
+    assert_eq!(
+        get_when_up(&env, "prod.bad.example.com", "/web/health").0,
+        200
+    );
 }

@@ -1,5 +1,5 @@
-//! Checks of the profile keys a copy runs (`on_copy_sql`, `neutralize_command`) that their
-//! types cannot make: placeholders that would stay as written.
+//! Checks of `on_copy_sql` that its type cannot make: placeholders that SQL is not offered
+//! (passwords among them) would stay as written.
 
 use crate::core::stage::neutralize::NOT_IN_SQL;
 
@@ -20,15 +20,6 @@ pub(super) fn cross_check(config: &super::Config) -> Vec<(Vec<String>, String)> 
                 ));
             }
         }
-        let uses_config = p.neutralize_command.iter().any(|a| a.contains("{config}"));
-        if uses_config && p.config_template.is_empty() {
-            errs.push((
-                key(name, "neutralize_command"),
-                "uses {config}, but config_template is empty: no configuration file is \
-                 mounted"
-                    .into(),
-            ));
-        }
     }
     errs
 }
@@ -45,18 +36,14 @@ mod tests {
     }
 
     #[test]
-    fn copy_keys_name_only_what_they_get() {
+    fn on_copy_sql_names_only_what_it_gets() {
         let mut c = Config::default();
         assert!(keys(&c).is_empty());
         let p = c.profiles.get_mut("odoo").unwrap();
         p.on_copy_sql = "ALTER ROLE x PASSWORD '{db_password}'".into();
-        p.config_template.clear();
-        assert_eq!(
-            keys(&c),
-            [
-                "profiles.odoo.on_copy_sql",
-                "profiles.odoo.neutralize_command"
-            ]
-        );
+        assert_eq!(keys(&c), ["profiles.odoo.on_copy_sql"]);
+        let p = c.profiles.get_mut("odoo").unwrap();
+        p.on_copy_sql = "UPDATE t SET v = '{base_url}' WHERE k = '{1,2}'".into();
+        assert!(keys(&c).is_empty());
     }
 }

@@ -172,6 +172,7 @@ impl Config {
         );
         errs.extend(super::images::cross_check(self));
         errs.extend(super::copies_check::cross_check(self));
+        errs.extend(super::profile_check::cross_check(self));
         for name in self.profiles.keys() {
             if crate::core::names::SubscriptionId::parse(name).is_err() {
                 errs.push((

@@ -8,6 +8,7 @@ pub mod images;
 mod nginx_paths;
 pub mod odoo_profile;
 pub mod profile;
+mod profile_check;
 pub mod registries;
 mod reload;
 mod sections;

@@ -3,6 +3,7 @@
 
 use super::names::{Domain, StageName, SubscriptionId};
 use super::Result;
+use crate::config::types::SafePath;
 use serde::{Deserialize, Serialize};
 
 /// What a stage's domain answers.
@@ -35,6 +36,10 @@ pub struct SiteSpec {
     pub state: SiteState,
     pub http_port: u16,
     pub code_server: Option<CodeServerSite>,
+    /// URL path prefixes nginx answers 403 while the app is served (the profile's
+    /// `blocked_paths`): checked paths, safe to write into the file as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_paths: Vec<SafePath>,
 }
 
 /// `<subscription>--<name>`: the stem of the stage's record and nginx file.

@@ -28,6 +28,14 @@ pub trait BlockingDirs: Send + Sync + 'static {
         from: &str,
         to: &str,
     ) -> Result<bool>;
+    fn write_private(
+        &self,
+        s: &str,
+        n: &str,
+        file: &str,
+        bytes: &[u8],
+        owner: (u32, u32),
+    ) -> Result<()>;
 }
 
 /// [`BackupStore`], blocking.
@@ -153,6 +161,18 @@ impl<T: BlockingDirs> StageDirs for OffThread<T> {
     ) -> Result<bool> {
         let (s, n, f, t) = (owned(sub), owned(stage), owned(from), owned(to));
         self.run(move |d| d.rename_db_files(&s, &n, in_scratch, &f, &t))
+            .await
+    }
+    async fn write_private(
+        &self,
+        sub: &str,
+        stage: &str,
+        file: &str,
+        bytes: Vec<u8>,
+        owner: (u32, u32),
+    ) -> Result<()> {
+        let (s, n, file) = (owned(sub), owned(stage), owned(file));
+        self.run(move |d| d.write_private(&s, &n, &file, &bytes, owner))
             .await
     }
 }

@@ -151,6 +151,19 @@ impl BlockingDirs for DataDirs {
         )))
     }
 
+    fn write_private(
+        &self,
+        subscription: &str,
+        name: &str,
+        file: &str,
+        bytes: &[u8],
+        (uid, gid): (u32, u32),
+    ) -> Result<()> {
+        let root = self.root(subscription, name);
+        super::private_file::write(&root, file, bytes, uid, gid)
+            .map_err(io_err(format!("writing {}/{file}", root.display())))
+    }
+
     fn remove(&self, subscription: &str, name: &str) -> Result<()> {
         let cache = self.git_cache(subscription, name);
         tenant_fs::remove_tree(&cache).map_err(io_err(format!("removing {}", cache.display())))?;

@@ -20,6 +20,7 @@ pub mod nginx;
 pub mod port_probe;
 pub mod postgres;
 pub mod priority;
+pub mod private_file;
 pub mod probes;
 pub mod records;
 pub mod tenant_fs;

@@ -399,5 +399,6 @@ pub fn site(sub: &str, name: &str, domain: &str, state: SiteState, port: u16) ->
         state,
         http_port: port,
         code_server: None,
+        blocked_paths: vec![],
     }
 }

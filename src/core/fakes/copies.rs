@@ -3,8 +3,9 @@
 
 use super::{NullDb, NullEngine};
 use crate::core::interfaces::{
-    ConsoleRoles, ContainerInfo, ContainerSpec, ContainerStats, DbTarget, Engine, ExecRequest,
-    ExecStatus, LogLine, NetworkInfo, Owner, SqlRequest, SqlResult, StageDatabase, StopOutcome,
+    AppRole, ConsoleRoles, ContainerInfo, ContainerSpec, ContainerStats, DbTarget, Engine,
+    ExecRequest, ExecStatus, LogLine, NetworkInfo, Owner, SqlRequest, SqlResult, StageDatabase,
+    StopOutcome,
 };
 use crate::core::Result;
 use std::collections::BTreeMap;
@@ -128,6 +129,9 @@ impl StageDatabase for CopyDb {
     }
     async fn ensure_console_roles(&self, t: &DbTarget, db: &str, r: &ConsoleRoles) -> Result<()> {
         NullDb.ensure_console_roles(t, db, r).await
+    }
+    async fn ensure_app_role(&self, t: &DbTarget, db: &str, r: &AppRole) -> Result<()> {
+        NullDb.ensure_app_role(t, db, r).await
     }
     async fn execute(&self, _: &DbTarget, db: &str, sql: &str) -> Result<()> {
         self.executed.lock().unwrap().push((db.into(), sql.into()));

@@ -14,7 +14,7 @@ use super::site::SiteSpec;
 use super::stage::StageDeps;
 use super::Result;
 use crate::core::interfaces::{
-    Commit, ConsoleRoles, DbTarget, FetchRequest, Git, PortProbe, SqlRequest, SqlResult,
+    AppRole, Commit, ConsoleRoles, DbTarget, FetchRequest, Git, PortProbe, SqlRequest, SqlResult,
     StageDatabase, UsageMeter,
 };
 use crate::core::interfaces::{RecordKind, RecordStore};
@@ -79,6 +79,9 @@ impl StageDatabase for NullDb {
         Err(crate::core::Error::Database("no database here".into()))
     }
     async fn ensure_console_roles(&self, _: &DbTarget, _: &str, _: &ConsoleRoles) -> Result<()> {
+        Ok(())
+    }
+    async fn ensure_app_role(&self, _: &DbTarget, _: &str, _: &AppRole) -> Result<()> {
         Ok(())
     }
     async fn execute(&self, _: &DbTarget, _: &str, _: &str) -> Result<()> {

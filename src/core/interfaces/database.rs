@@ -32,6 +32,9 @@ pub trait StageDatabase: Send + Sync {
         db: &str,
         roles: &ConsoleRoles,
     ) -> Result<()>;
+    /// Makes (or puts back in shape) the app's login role, neither a superuser nor able to
+    /// create databases or roles, with its password, and makes it the owner of `db`.
+    async fn ensure_app_role(&self, admin: &DbTarget, db: &str, role: &AppRole) -> Result<()>;
     /// Runs `sql` (several statements allowed: it comes from the configuration) in one
     /// transaction.
     async fn execute(&self, target: &DbTarget, db: &str, sql: &str) -> Result<()>;
@@ -47,6 +50,13 @@ pub struct SqlRequest {
     pub max_rows: usize,
     /// Rows stop before their values' text adds up to more.
     pub max_bytes: usize,
+}
+
+/// The role the app connects as (the profile's `app_db_user`) and its password.
+#[derive(Debug, Clone)]
+pub struct AppRole {
+    pub user: String,
+    pub password: String,
 }
 
 /// The SQL console's login roles on a stage's PostgreSQL.

@@ -13,6 +13,9 @@ pub struct DumpJob {
     pub target: DbTarget,
     pub db: String,
     pub label: String,
+    /// The app's own role, when the stage has one: a restore creates everything as it, so the
+    /// app owns its tables.
+    pub role: Option<String>,
 }
 
 #[async_trait::async_trait]

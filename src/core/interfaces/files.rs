@@ -58,6 +58,19 @@ pub trait StageDirs: Send + Sync {
     ) -> Result<()> {
         Ok(())
     }
+    /// Writes `bytes` as the stage's file `file` (`<dir>/<name>` under the stage's root, as
+    /// `config/app.conf`; the directory is made when missing), mode 0600 owned by `owner`
+    /// (uid, gid), durably, following no symlink. Fakes keep the default, which does nothing.
+    async fn write_private(
+        &self,
+        _subscription: &str,
+        _name: &str,
+        _file: &str,
+        _bytes: Vec<u8>,
+        _owner: (u32, u32),
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Disk usage of one directory tree: what `du -sb` (apparent) and `du -sB1` (allocated) print.

@@ -3,6 +3,7 @@
 
 use super::code_server::CodeServerState;
 use super::model::Stage;
+use crate::config::types::SafePath;
 use crate::core::names::Domain;
 use crate::core::settings::{Profile, Settings};
 use crate::core::site::{CodeServerSite, SiteSpec, SiteState};
@@ -58,8 +59,20 @@ pub fn profile_of<'a>(config: &'a Settings, stage_profile: &str) -> Result<&'a P
     })
 }
 
-/// The proxy's view of a stage in `state`, with its code server's block while it holds a port.
-pub fn site(stage: &Stage, state: SiteState) -> SiteSpec {
+/// The proxy's view of a stage in `state`, with its code server's block while it holds a port
+/// and its profile's blocked paths (none when the profile is gone from the configuration).
+pub fn site(config: &Settings, stage: &Stage, state: SiteState) -> SiteSpec {
+    let blocked_paths = config
+        .profiles
+        .get(&stage.profile)
+        .map(|p| {
+            // Checked when the configuration was loaded (cross_check).
+            p.blocked_paths
+                .iter()
+                .filter_map(|b| SafePath::try_from(b.clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     let code_server = stage.code_server.as_ref().and_then(|cs| {
         Some(CodeServerSite {
             domain: cs.domain.clone(),
@@ -74,6 +87,7 @@ pub fn site(stage: &Stage, state: SiteState) -> SiteSpec {
         state,
         http_port: stage.http_port.unwrap_or(0),
         code_server,
+        blocked_paths,
     }
 }
 

@@ -105,7 +105,11 @@ impl Stages {
                 settings: sub.settings.clone(),
                 db_password: Alphanumeric.sample_string(&mut rand::rng(), 32),
                 console_password: None,
-                app_db_password: None,
+                // The app's own role: made with the database, it owns it.
+                app_db_password: profile
+                    .app_db_user
+                    .as_ref()
+                    .map(|_| Alphanumeric.sample_string(&mut rand::rng(), 32)),
                 master_password_hash: None,
                 neutralized: false,
                 step: Some(Step::Directories),
@@ -236,13 +240,35 @@ impl Stages {
         );
         self.deps.engine.create_container(&db_spec).await?;
         let target = self.start_db(&naming, stage, profile).await?;
+        // Seconds of CPU: hashed while the database is made (once the db runs, so a build
+        // that fails before starts none).
+        let master = profile
+            .config_template
+            .contains(super::app_config::MASTER_PASSWORD_HASH)
+            .then(|| tokio::spawn(super::app_config::new_master_hash()));
 
         self.step(stage, Step::Database).await?;
         self.deps
             .db
             .create_database(&target, stage.db_name())
             .await?;
+        if let Some(role) = super::app_config::app_role(profile, stage) {
+            self.deps
+                .db
+                .ensure_app_role(&target, stage.db_name(), &role)
+                .await?;
+        }
 
+        if let Some(master) = master {
+            let hash = master
+                .await
+                .map_err(|e| Error::internal("hashing the master password", e))??;
+            stage.master_password_hash = Some(hash);
+            self.save(stage).await?;
+        }
+        self.write_app_config(profile, stage).await?;
+
+        // Before a copy: its neutralize command reads the file.
         if !matches!(seed, Seed::Empty) {
             self.step(stage, Step::Copy).await?;
             self.seed(config, stage, seed).await?;
@@ -254,18 +280,13 @@ impl Stages {
                 None,
             )
             .await?;
-        }
-        // Every copy (clone or template) gets its own secrets and URL; dev and qa copies are
-        // neutralised. The app's configuration file must be in place by now: the neutralize
-        // command reads it.
-        if !matches!(seed, Seed::Empty) {
+            // Its own secrets and URL; dev and qa copies neutralised (saved with the next step).
             let db = stage.db_name().to_string();
             self.on_copy(config, profile, stage, "create", &db).await?;
             if stage.stage_type != StageType::Prod {
                 self.step(stage, Step::Neutralize).await?;
                 self.neutralize(config, profile, stage, "create", &db)
                     .await?;
-                self.save(stage).await?;
             }
         }
 
@@ -292,7 +313,7 @@ impl Stages {
         self.step(stage, Step::Nginx).await?;
         self.deps
             .proxy
-            .apply(site(stage, SiteState::Running))
+            .apply(site(config, stage, SiteState::Running))
             .await?;
 
         stage.apply(super::transitions::Operation::Create)?;

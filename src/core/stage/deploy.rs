@@ -149,7 +149,7 @@ impl Stages {
         self.save(&stage).await?;
         if req.restart && stage.state == StageState::Running {
             self.emit(&stage, "deploy", "restart", "app");
-            self.restart_app(config, &stage).await?;
+            self.restart_app(config, &mut stage).await?;
         }
         self.emit(
             &stage,
@@ -165,7 +165,7 @@ impl Stages {
     }
 
     /// The app alone, so it loads the new code; the database keeps running.
-    async fn restart_app(&self, config: &Settings, stage: &Stage) -> Result<()> {
+    async fn restart_app(&self, config: &Settings, stage: &mut Stage) -> Result<()> {
         let profile = profile_of(config, &stage.profile)?;
         let signal = stop_signal(Some(&profile.app), APP);
         let name = naming(config).container(stage, APP);
@@ -173,6 +173,7 @@ impl Stages {
             .engine
             .stop_container(&name, &signal, grace(config, profile, stage, None))
             .await?;
+        self.write_app_config(profile, stage).await?;
         self.deps.engine.start_container(&name).await
     }
 }

@@ -87,7 +87,7 @@ impl Stages {
         self.emit(stage, "stop", "nginx", "503 while stopped");
         self.deps
             .proxy
-            .apply(site(stage, SiteState::Stopped))
+            .apply(site(config, stage, SiteState::Stopped))
             .await?;
         self.code_follow_stop(config, stage).await?;
         for (role, component) in [(APP, &profile.app), (DB, &profile.db)] {
@@ -128,6 +128,8 @@ impl Stages {
         let profile = profile_of(config, &stage.profile)?;
         let naming = naming(config);
         let started = async {
+            // Before any app container is made or started: the template as it is now.
+            self.write_app_config(profile, stage).await?;
             // Containers removed behind the agent's back come again from the record.
             self.recreate_missing(config, profile, stage).await?;
             self.start_db(&naming, stage, profile).await?;
@@ -136,7 +138,10 @@ impl Stages {
                 .start_container(&naming.container(stage, APP))
                 .await?;
             self.code_follow_start(config, stage).await?;
-            self.deps.proxy.apply(site(stage, SiteState::Running)).await
+            self.deps
+                .proxy
+                .apply(site(config, stage, SiteState::Running))
+                .await
         }
         .await;
         if let Err(e) = started {
@@ -200,7 +205,7 @@ impl Stages {
         self.code_follow_terminate(config, &mut stage).await?;
         self.deps
             .proxy
-            .apply(site(&stage, SiteState::Terminated))
+            .apply(site(config, &stage, SiteState::Terminated))
             .await?;
         let owner = naming.owner(&stage);
         for role in [APP, DB] {
@@ -254,6 +259,8 @@ impl Stages {
             )
         });
         let made = async {
+            // The app container mounts it: there before the container is made.
+            self.write_app_config(profile, &mut stage).await?;
             self.deps
                 .engine
                 .create_network(
@@ -266,7 +273,7 @@ impl Stages {
             self.deps.engine.create_container(&app).await?;
             self.deps
                 .proxy
-                .apply(site(&stage, SiteState::Stopped))
+                .apply(site(config, &stage, SiteState::Stopped))
                 .await
         }
         .await;

@@ -2,6 +2,7 @@
 //! one stage are serialised by its lock; different stages run in parallel.
 
 mod adopt;
+pub mod app_config;
 pub mod backup;
 mod clone;
 mod common;

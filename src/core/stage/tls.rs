@@ -223,7 +223,7 @@ impl Stages {
             return;
         };
         if lock(&tls.records).get(&domain).is_some_and(|r| r.unserved) {
-            return self.tls_serve(tls, &domain, uuid, now).await;
+            return self.tls_serve(config, tls, &domain, uuid, now).await;
         }
         // In its own task: a panic in the ACME code is a failure that backs off like any
         // other, not a busy domain left without a record (retried every tick).
@@ -235,7 +235,7 @@ impl Stages {
         match result {
             Ok(cert) => {
                 // nginx first, then the record: `issued` means nginx serves it.
-                let put = self.reapply_site(uuid).await;
+                let put = self.reapply_site(config, uuid).await;
                 let r = tls
                     .update(&domain, |r| {
                         r.issued(&cert, now, was_forced);
@@ -278,8 +278,15 @@ impl Stages {
     }
 
     /// Puts the site again for a certificate in place that nginx does not serve yet.
-    async fn tls_serve(&self, tls: &TlsManager, domain: &Domain, uuid: Uuid, now: Timestamp) {
-        match self.reapply_site(uuid).await {
+    async fn tls_serve(
+        &self,
+        config: &Settings,
+        tls: &TlsManager,
+        domain: &Domain,
+        uuid: Uuid,
+        now: Timestamp,
+    ) {
+        match self.reapply_site(config, uuid).await {
             Ok(()) => {
                 tls.update(domain, |r| r.served()).await;
                 tracing::info!(%domain, "certificate now served");
@@ -293,7 +300,7 @@ impl Stages {
     }
 
     /// Puts a stage's site as its record says, under its lock (after whatever runs on it).
-    async fn reapply_site(&self, uuid: Uuid) -> crate::core::Result<()> {
+    async fn reapply_site(&self, config: &Settings, uuid: Uuid) -> crate::core::Result<()> {
         let (_guard, stage) = self.lock_stage(&uuid.to_string()).await?;
         if stage.state == StageState::Cancelled {
             return Ok(());
@@ -301,6 +308,7 @@ impl Stages {
         self.deps
             .proxy
             .apply(site(
+                config,
                 &stage,
                 super::code_server::ops::site_state(stage.state),
             ))

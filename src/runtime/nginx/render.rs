@@ -104,6 +104,8 @@ enum Body<'a> {
     Proxy {
         port: u16,
         odoo_websocket: bool,
+        /// Prefixes answered 403 (the profile's `blocked_paths`).
+        blocked: &'a [SafePath],
     },
     Page {
         status: u16,
@@ -139,6 +141,7 @@ pub fn render(site: &SiteSpec, opts: &RenderOptions, check: TlsCheck) -> Result<
         SiteState::Running => Body::Proxy {
             port: site.http_port,
             odoo_websocket: true,
+            blocked: &site.blocked_paths,
         },
         SiteState::Stopped => Body::Page {
             status: 503,
@@ -166,6 +169,7 @@ fn code_server(out: &mut Out, cs: &CodeServerSite, key: &str) -> Result<(), Stri
         Body::Proxy {
             port: cs.port,
             odoo_websocket: false,
+            blocked: &[],
         }
     } else {
         Body::Page {
@@ -226,6 +230,7 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
                 &[&http, &name, &access_log, &error_log, SERVER_TOKENS],
             );
             acme_location(text, opts);
+            blocked_locations(text, body);
             lines(text, 1, &["location / {"]);
             lines(text, 2, &[&redirect]);
             lines(text, 1, &["}"]);
@@ -284,6 +289,18 @@ fn server(out: &mut Out, domain: &str, log_name: &str, body: &Body) -> Result<()
     Ok(())
 }
 
+/// The blocked prefixes answer 403 on every port; `^~` wins over the regex-free prefix
+/// locations of the proxy (`/`, `/websocket`) whatever their length.
+fn blocked_locations(out: &mut String, body: &Body) {
+    if let Body::Proxy { blocked, .. } = body {
+        for path in blocked.iter() {
+            lines(out, 1, &[&format!("location ^~ {} {{", path.as_str())]);
+            lines(out, 2, &["return 403;"]);
+            lines(out, 1, &["}"]);
+        }
+    }
+}
+
 /// ACME HTTP-01: tokens from the challenge directory, whatever the stage's state (a `^~`
 /// prefix wins over the regex-free `location /` of every body).
 fn acme_location(out: &mut String, opts: &RenderOptions) {
@@ -300,7 +317,9 @@ fn body_lines(out: &mut String, domain: &str, body: &Body, opts: &RenderOptions,
         Body::Proxy {
             port,
             odoo_websocket,
+            ..
         } => {
+            blocked_locations(out, body);
             let size = format!(
                 "client_max_body_size {};",
                 opts.client_max_body_size.as_str()

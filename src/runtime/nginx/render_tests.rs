@@ -15,6 +15,7 @@ fn site(state: SiteState, code: Option<bool>) -> SiteSpec {
             port: 25001,
             running,
         }),
+        blocked_paths: vec![SafePath::try_from("/web/database/".to_string()).unwrap()],
     }
 }
 

@@ -2,7 +2,9 @@
 //! agent's own queries (readiness, counts, the console roles) run with a statement and lock
 //! timeout, so a tenant holding a lock delays them seconds, never forever.
 
-use crate::core::interfaces::{ConsoleRoles, DbTarget, SqlRequest, SqlResult, StageDatabase};
+use crate::core::interfaces::{
+    AppRole, ConsoleRoles, DbTarget, SqlRequest, SqlResult, StageDatabase,
+};
 use crate::core::{Error, Result};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
@@ -130,6 +132,10 @@ impl StageDatabase for Postgres {
         roles: &ConsoleRoles,
     ) -> Result<()> {
         super::roles::ensure(admin, db, roles).await
+    }
+
+    async fn ensure_app_role(&self, admin: &DbTarget, db: &str, role: &AppRole) -> Result<()> {
+        super::app_role::ensure(admin, db, role).await
     }
 
     async fn each(&self, t: &DbTarget, db: &str, statements: &[String]) -> Result<()> {

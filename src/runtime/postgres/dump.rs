@@ -74,13 +74,11 @@ impl DatabaseDumps for PgDumps {
     }
 
     async fn restore(&self, job: DumpJob, from: ByteReader) -> Result<()> {
-        let args = [
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "-d",
-            &job.db,
-        ];
+        let mut args = vec!["--no-owner", "--no-privileges", "--exit-on-error"];
+        // SET ROLE after connecting: what the restore creates is the app's.
+        let role = job.role.as_ref().map(|r| format!("--role={r}"));
+        args.extend(role.as_deref());
+        args.extend(["-d", job.db.as_str()]);
         let sink = Box::new(tokio::io::sink());
         self.run(&job, "pg_restore", &args, Some(from), sink).await
     }

@@ -9,10 +9,10 @@ use crate::core::interfaces::{ConsoleRoles, DbTarget};
 use crate::core::{Error, Result};
 
 /// Memberships no console role may hold.
-const FORBIDDEN: &str =
+pub(super) const FORBIDDEN: &str =
     "pg_execute_server_program, pg_read_server_files, pg_write_server_files, pg_signal_backend";
 
-fn ident(name: &str) -> String {
+pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -39,6 +39,7 @@ impl Stages {
             container: naming.container(stage, DB),
             db: db.to_string(),
             label: stage.reference(),
+            role: crate::core::stage::app_config::app_role(profile, stage).map(|r| r.user),
         })
     }
 

@@ -120,7 +120,11 @@ impl Stages {
             let db = stage.db_name().to_string();
             let (side, old) = (format!("{db}__restore"), format!("{db}__old"));
             let drop = |name: &str| format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(name));
-            let create = format!("CREATE DATABASE {}", quote(&side));
+            // The app's role owns the database it connects to, as at create.
+            let owner = crate::core::stage::app_config::app_role(profile, stage)
+                .map(|r| format!(" OWNER {}", quote(&r.user)))
+                .unwrap_or_default();
+            let create = format!("CREATE DATABASE {}{owner}", quote(&side));
             self.deps
                 .db
                 .each(&target, "postgres", &[drop(&side), create])
@@ -172,6 +176,10 @@ impl Stages {
         stage: &mut Stage,
         db: &str,
     ) -> Result<()> {
+        // The neutralize command reads the app's configuration file: as a start would write it.
+        if stage.stage_type != StageType::Prod {
+            self.write_app_config(profile, stage).await?;
+        }
         stage.neutralized = false;
         self.on_copy(config, profile, stage, "restore_backup", db)
             .await?;

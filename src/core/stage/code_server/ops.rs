@@ -135,10 +135,10 @@ impl Stages {
         self.save(stage).await
     }
 
-    async fn code_publish(&self, stage: &Stage) -> Result<()> {
+    async fn code_publish(&self, config: &Settings, stage: &Stage) -> Result<()> {
         self.deps
             .proxy
-            .apply(site(stage, site_state(stage.state)))
+            .apply(site(config, stage, site_state(stage.state)))
             .await
     }
 
@@ -182,7 +182,7 @@ impl Stages {
             if stage.state == StageState::Running {
                 self.code_run(config, &mut stage).await?;
             }
-            self.code_publish(&stage).await
+            self.code_publish(config, &stage).await
         }
         .await;
         if let Err(e) = made {
@@ -195,7 +195,7 @@ impl Stages {
             }
             stage.code_server = None;
             self.save(&stage).await?;
-            if let Err(e) = self.code_publish(&stage).await {
+            if let Err(e) = self.code_publish(config, &stage).await {
                 tracing::error!(stage = %stage.reference(), error = %e, "code server rollback: nginx");
             }
             return Err(e);
@@ -207,7 +207,7 @@ impl Stages {
     pub async fn code_start(&self, config: &Settings, reference: &str) -> Result<Stage> {
         let (_g, mut stage) = self.begin_code(reference, CsOperation::Start).await?;
         self.code_run(config, &mut stage).await?;
-        self.code_publish(&stage).await?;
+        self.code_publish(config, &stage).await?;
         Ok(stage)
     }
 
@@ -219,7 +219,7 @@ impl Stages {
             cs.state = CodeServerState::Stopped;
             cs.resume_with_stage = false;
         }
-        self.code_publish(&stage).await?;
+        self.code_publish(config, &stage).await?;
         if was == Some(CodeServerState::Running) {
             self.code_halt(config, &stage).await?;
         }
@@ -248,7 +248,7 @@ impl Stages {
         self.deps.engine.remove_container(&name, &owner).await?;
         stage.code_server = None;
         self.save(&stage).await?;
-        self.code_publish(&stage).await?;
+        self.code_publish(config, &stage).await?;
         Ok(stage)
     }
 
