@@ -191,6 +191,7 @@ async fn one_stages_missing_certificate_blocks_no_other_stage() {
         None,
         None,
         None,
+        None,
     )
     .await
     .expect("creating another stage works");

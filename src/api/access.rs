@@ -152,6 +152,7 @@ mod tests {
             "stage.backup_delete",
             "codeserver.create",
             "codeserver.rotate_password",
+            "stage.set_admin_password",
         ] {
             assert!(!is_read_only(m, None), "{m}");
         }

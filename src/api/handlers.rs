@@ -10,6 +10,7 @@ use super::rpc::{
 };
 use crate::core::agent::Agent;
 use crate::core::interfaces::{ContainerStats, SqlResult};
+use crate::core::stage::admin_password::{AdminPasswordReply, Secret};
 use crate::core::stage::backup::Backup;
 use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::console::{ExecCall, ExecResult, LogsCall, SqlCall};
@@ -125,6 +126,7 @@ impl StageApiServer for Handlers {
         end_date: Option<String>,
         grace_period_s: Option<u64>,
         clone_from: Option<String>,
+        admin_password: Option<String>,
     ) -> RpcResult<StageView> {
         let req = NewStage {
             name,
@@ -133,6 +135,7 @@ impl StageApiServer for Handlers {
             end_date,
             grace_period_s,
             clone_from,
+            admin_password: admin_password.map(Secret::new),
         };
         Ok(self.agent.create_stage(&subscription, req).await?)
     }
@@ -300,6 +303,15 @@ impl StageApiServer for Handlers {
             timeout_s,
         };
         Ok(self.agent.stage_exec(&stage, call).await?)
+    }
+
+    async fn set_admin_password(
+        &self,
+        stage: String,
+        password: Option<String>,
+    ) -> RpcResult<AdminPasswordReply> {
+        let password = password.map(Secret::new);
+        Ok(self.agent.set_admin_password(&stage, password).await?)
     }
 }
 

@@ -6,6 +6,7 @@
 use crate::core::agent::AgentInfo;
 use crate::core::interfaces::HostStats;
 use crate::core::interfaces::{ContainerStats, LogLine, SqlResult};
+use crate::core::stage::admin_password::AdminPasswordReply;
 use crate::core::stage::backup::Backup;
 use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::console::ExecResult;
@@ -76,6 +77,7 @@ pub trait SubscriptionApi {
 #[rpc(server, client, namespace = "stage", namespace_separator = ".")]
 pub trait StageApi {
     /// Creates a stage and returns it running, or fails with everything made rolled back.
+    /// Without `admin_password` a fresh stage gets a generated one, in the answer this once.
     #[method(name = "create", param_kind = map)]
     async fn create(
         &self,
@@ -86,6 +88,7 @@ pub trait StageApi {
         end_date: Option<String>,
         grace_period_s: Option<u64>,
         clone_from: Option<String>,
+        admin_password: Option<String>,
     ) -> RpcResult<StageView>;
 
     #[method(name = "get", param_kind = map)]
@@ -191,6 +194,15 @@ pub trait StageApi {
         command: Vec<String>,
         timeout_s: Option<u64>,
     ) -> RpcResult<ExecResult>;
+
+    /// Sets the app's admin password on a running stage: `password`, or a generated one, which
+    /// the answer carries this once.
+    #[method(name = "set_admin_password", param_kind = map)]
+    async fn set_admin_password(
+        &self,
+        stage: String,
+        password: Option<String>,
+    ) -> RpcResult<AdminPasswordReply>;
 }
 
 #[rpc(server, client, namespace = "stage", namespace_separator = ".")]
@@ -301,6 +313,7 @@ pub const METHODS: &[(&str, Access)] = {
         ("stage.follow_logs", Read),
         ("stage.unfollow_logs", Read),
         ("stage.exec", Write),
+        ("stage.set_admin_password", Write),
         ("stage.backup", Write),
         // Not in the contract's read-only list (docs/api.md).
         ("stage.backups", Write),

@@ -168,6 +168,21 @@ pub enum StageCmd {
         /// Start as a copy of this stage (SUBSCRIPTION/NAME); dev and qa copies are neutralised
         #[arg(long)]
         clone_from: Option<String>,
+        /// Read the app's admin password from stdin (one line) instead of having one generated
+        /// and printed once (a clone keeps its source's without this)
+        #[arg(long)]
+        admin_password_stdin: bool,
+    },
+    /// Set the app's admin password on a running stage: generated and printed once, or read
+    /// from stdin (never from the command line)
+    AdminPassword {
+        stage: String,
+        /// Generate one and print it, once (the default)
+        #[arg(long, conflicts_with = "password_stdin")]
+        generate: bool,
+        /// Read the password from stdin (one line; at least 12 characters)
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// List stages
     #[command(alias = "ls")]

@@ -19,7 +19,9 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             end_date,
             grace_period_s,
             clone_from,
+            admin_password_stdin,
         } => {
+            let admin_password = admin_password_stdin.then(read_password).transpose()?;
             let (sub, name) = stage.split_once('/').ok_or_else(|| {
                 Failure(
                     super::exit::status(crate::core::ErrorKind::InvalidParams),
@@ -35,10 +37,27 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                 end_date,
                 grace_period_s,
                 clone_from,
+                admin_password,
             );
             let s = with_progress(client, &stage, json, create).await?;
             render(json, &s, |s| {
-                format!("{}\nhttp://{}/\n", stage_text(s), s.domain)
+                let mut out = format!("{}\nhttp://{}/\n", stage_text(s), s.domain);
+                if let Some(pw) = &s.admin_password {
+                    out += &admin_password_text(pw);
+                }
+                out
+            })
+        }
+        StageCmd::AdminPassword {
+            stage,
+            generate: _,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(read_password).transpose()?;
+            let r = StageApiClient::set_admin_password(client, stage.clone(), password).await?;
+            render(json, &r, |r| match &r.admin_password {
+                Some(pw) => admin_password_text(pw),
+                None => format!("the admin password of {stage} is set\n"),
             })
         }
         StageCmd::List {
@@ -251,6 +270,22 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             stats_text,
         ),
     }
+}
+
+/// One line of stdin, without its line end: the password never passes through argv.
+fn read_password() -> Result<String, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Failure(super::exit::OTHER, format!("reading stdin: {e}")))?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(line.strip_suffix('\r').unwrap_or(line).to_string())
+}
+
+fn admin_password_text(pw: &str) -> String {
+    format!(
+        "admin password: {pw}\n(shown only now; `stagectl stage admin-password` sets a new one)\n"
+    )
 }
 
 /// Runs `call`, printing the stage's events to stderr as they come (unless `json`).

@@ -181,6 +181,11 @@ impl Config {
                 ));
             }
         }
+        for (name, p) in &self.profiles {
+            for (k, m) in p.admin_password.iter().flat_map(|a| a.cross_check()) {
+                errs.push((key(&["profiles", name, "admin_password", k]), m));
+            }
+        }
         errs
     }
 }
@@ -230,5 +235,29 @@ mod tests {
         c.tls.challenge_dir =
             crate::config::types::SafePath::try_from("/var/lib/stagelet-acme".to_string()).unwrap();
         assert!(keys(&c).is_empty());
+    }
+
+    #[test]
+    fn admin_password_needs_a_known_hash_and_its_placeholder() {
+        let mut c = Config::default();
+        let odoo = c.profiles.get_mut("odoo").expect("the embedded profile");
+        let how = odoo
+            .admin_password
+            .as_mut()
+            .expect("odoo sets an admin password");
+        how.hash = "md5".into();
+        how.sql = "UPDATE res_users SET password = 'admin'".into();
+        let keys: Vec<String> = c
+            .cross_check()
+            .into_iter()
+            .map(|(k, _)| k.join("."))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                "profiles.odoo.admin_password.hash",
+                "profiles.odoo.admin_password.sql"
+            ]
+        );
     }
 }

@@ -132,6 +132,28 @@ impl AdminPassword {
     fn default_hash() -> String {
         "pbkdf2-sha512".into()
     }
+
+    /// `(key, message)` for what the agent could not run: an unknown hash, SQL without the
+    /// hash's placeholder (it would set no password, or the same one on every stage).
+    pub(super) fn cross_check(&self) -> Vec<(&'static str, String)> {
+        let mut errs = vec![];
+        if self.hash != "pbkdf2-sha512" {
+            errs.push((
+                "hash",
+                format!(
+                    "{:?} is not a hash the agent knows (pbkdf2-sha512)",
+                    self.hash
+                ),
+            ));
+        }
+        if !self.sql.contains("{password_hash}") {
+            errs.push((
+                "sql",
+                "must hold {password_hash}, where the hashed password goes".into(),
+            ));
+        }
+        errs
+    }
 }
 
 impl Component {

@@ -363,6 +363,7 @@ impl StageEnv {
                 None,
                 None,
                 None,
+                None,
             )
             .await
             .unwrap();

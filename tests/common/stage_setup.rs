@@ -121,6 +121,7 @@ pub async fn create_typed(
         None,
         None,
         None,
+        None,
     )
     .await
 }

@@ -4,6 +4,7 @@
 use super::Agent;
 use crate::core::interfaces::{ContainerStats, LogLine, MeasurePriority, SqlResult};
 use crate::core::settings::Settings;
+use crate::core::stage::admin_password::{AdminPasswordReply, Secret};
 use crate::core::stage::backup::Backup;
 use crate::core::stage::console::{ExecCall, ExecResult, LogsCall, SqlCall};
 use crate::core::stage::deploy::DeployRequest;
@@ -57,8 +58,10 @@ impl Agent {
                     id: sub.id.to_string(),
                 }),
             };
-            let stage = a.stages.create(&a.config(), &sub, req, &current).await?;
-            Ok(a.view(&stage).await)
+            let (stage, admin_password) = a.stages.create(&a.config(), &sub, req, &current).await?;
+            let mut view = a.view(&stage).await;
+            view.admin_password = admin_password;
+            Ok(view)
         })
         .await
     }
@@ -166,6 +169,20 @@ impl Agent {
         reference: &str,
     ) -> Result<BTreeMap<String, Option<ContainerStats>>> {
         self.stages.stats(&self.config(), reference).await
+    }
+
+    /// `stage.set_admin_password`, on a task of its own: a client that goes away does not
+    /// cut it short.
+    pub async fn set_admin_password(
+        self: &Arc<Self>,
+        reference: &str,
+        password: Option<Secret>,
+    ) -> Result<AdminPasswordReply> {
+        let r = reference.to_string();
+        self.detached(move |a| async move {
+            a.stages.set_admin_password(&a.config(), &r, password).await
+        })
+        .await
     }
 
     pub async fn backup_stage(self: &Arc<Self>, reference: &str) -> Result<Backup> {

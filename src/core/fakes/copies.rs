@@ -137,6 +137,9 @@ impl StageDatabase for CopyDb {
         self.executed.lock().unwrap().push((db.into(), sql.into()));
         Ok(())
     }
+    async fn execute_count(&self, t: &DbTarget, db: &str, sql: &str) -> Result<i64> {
+        NullDb.execute_count(t, db, sql).await
+    }
     async fn each(&self, t: &DbTarget, db: &str, s: &[String]) -> Result<()> {
         NullDb.each(t, db, s).await
     }

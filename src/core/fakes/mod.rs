@@ -4,10 +4,12 @@
 mod copies;
 mod engine;
 mod files;
+mod running;
 
 pub use copies::{CopyDb, CopyEngine};
 pub use engine::{GatedEngine, NullEngine};
 pub use files::{AnyFile, NoBackups, NullDirs, SlowMeter};
+pub use running::{RecordingDb, UpEngine};
 
 use super::interfaces::ProxySites;
 use super::site::SiteSpec;
@@ -86,6 +88,9 @@ impl StageDatabase for NullDb {
     }
     async fn execute(&self, _: &DbTarget, _: &str, _: &str) -> Result<()> {
         Ok(())
+    }
+    async fn execute_count(&self, _: &DbTarget, _: &str, _: &str) -> Result<i64> {
+        Ok(1)
     }
     async fn each(&self, _: &DbTarget, _: &str, _: &[String]) -> Result<()> {
         Ok(())

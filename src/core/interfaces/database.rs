@@ -38,6 +38,9 @@ pub trait StageDatabase: Send + Sync {
     /// Runs `sql` (several statements allowed: it comes from the configuration) in one
     /// transaction.
     async fn execute(&self, target: &DbTarget, db: &str, sql: &str) -> Result<()>;
+    /// Runs `sql` (from the configuration) in one transaction, which commits, and returns the
+    /// number in the first column of the first row it returned (what it says it changed).
+    async fn execute_count(&self, target: &DbTarget, db: &str, sql: &str) -> Result<i64>;
     /// Runs each statement on its own, outside any transaction (CREATE and DROP DATABASE).
     async fn each(&self, target: &DbTarget, db: &str, statements: &[String]) -> Result<()>;
 }

@@ -2,6 +2,7 @@
 //! persisted before it starts; any failure rolls back what the steps made. Admission holds only
 //! the checks and a reservation in memory: the engine is asked before, the record written after.
 
+use super::admin_password::{for_create, Chosen, Secret};
 use super::clone::Seed;
 use super::common::{check_domain_free, check_grace, grace, parse_end_date, profile_of, site};
 use super::containers::{db_user, SpecContext, APP, CODE_SERVER, DB, ONE_OFFS};
@@ -26,19 +27,22 @@ pub struct NewStage {
     pub end_date: Option<String>,
     pub grace_period_s: Option<u64>,
     pub clone_from: Option<String>,
+    /// The app's admin password; see [`for_create`].
+    pub admin_password: Option<Secret>,
 }
 
 /// How long an app's init command may run.
 const INIT_TIMEOUT: Duration = Duration::from_secs(1800);
 impl Stages {
     /// `current` says, under admission, whether `sub` still exists (a delete takes admission).
+    /// Answers the stage and the admin password the agent generated, if it did.
     pub async fn create(
         &self,
         config: &Settings,
         sub: &Subscription,
         req: NewStage,
         current: &(dyn Fn() -> Result<()> + Sync),
-    ) -> Result<Stage> {
+    ) -> Result<(Stage, Option<String>)> {
         let name = StageName::parse(&req.name).map_err(|m| Error::invalid("name", m))?;
         let stage_type = StageType::parse(&req.stage_type).ok_or_else(|| {
             Error::invalid(
@@ -50,6 +54,8 @@ impl Stages {
         let end_date = req.end_date.as_deref().map(parse_end_date).transpose()?;
         let grace_period_s = check_grace(req.grace_period_s)?;
         let profile = profile_of(config, &sub.profile)?;
+        let clone = req.clone_from.is_some();
+        let admin = for_create(&sub.profile, profile, req.admin_password, clone)?;
         self.check_never_pulled(profile).await?;
         let seed = match req.clone_from.as_deref() {
             Some(source) => Seed::Clone(Box::new(self.clone_source(sub, source)?)),
@@ -142,8 +148,9 @@ impl Stages {
             format!("port {}", stage.http_port.unwrap_or(0)),
         );
         let mut stage = stage;
-        match self.build(config, profile, &mut stage, &seed).await {
-            Ok(()) => Ok(stage),
+        let built = self.build(config, profile, &mut stage, &seed, admin.as_ref());
+        match built.await {
+            Ok(()) => Ok((stage, admin.and_then(|a| a.answer()))),
             Err(e) => {
                 tracing::warn!(stage = %stage.reference(), error = %e, "create failed; rolling back");
                 self.roll_back(config, &mut stage, &e.to_string()).await;
@@ -175,7 +182,7 @@ impl Stages {
     }
 
     /// Also the failpoint `create.<step>` (in `emit`).
-    async fn step(&self, stage: &mut Stage, step: Step) -> Result<()> {
+    pub(super) async fn step(&self, stage: &mut Stage, step: Step) -> Result<()> {
         stage.step = Some(step);
         self.save(stage).await?;
         self.emit(stage, "create", step.as_str(), "started");
@@ -188,6 +195,7 @@ impl Stages {
         profile: &Profile,
         stage: &mut Stage,
         seed: &Seed,
+        admin: Option<&Chosen>,
     ) -> Result<()> {
         let naming = naming(config);
         let data_dir = self
@@ -306,6 +314,8 @@ impl Stages {
             }
         }
 
+        self.admin_password_step(profile, stage, &target, admin)
+            .await?;
         self.step(stage, Step::App).await?;
         self.deps.engine.create_container(&app_spec).await?;
         self.deps.engine.start_container(&app_spec.name).await?;

@@ -1,6 +1,7 @@
 //! Stages: the registry of stage records and the lifecycle operations on them. Operations on
 //! one stage are serialised by its lock; different stages run in parallel.
 
+pub mod admin_password;
 mod adopt;
 pub mod app_config;
 pub mod backup;

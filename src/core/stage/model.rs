@@ -95,6 +95,8 @@ pub enum Step {
     Copy,
     /// A dev or qa copy made harmless (no mail, no scheduled jobs).
     Neutralize,
+    /// The app's admin password set in its database (profile `admin_password`).
+    AdminPassword,
     /// A cancel in progress: finished at start-up if a crash interrupted it.
     Cancelling,
 }
@@ -111,6 +113,7 @@ impl Step {
             Step::Nginx => "nginx",
             Step::Copy => "copy",
             Step::Neutralize => "neutralize",
+            Step::AdminPassword => "admin_password",
             Step::Cancelling => "cancelling",
         }
     }
@@ -242,6 +245,9 @@ pub struct StageView {
     /// The stage domain's certificate; the agent fills it in.
     #[serde(default)]
     pub tls: Option<crate::core::tls::TlsView>,
+    /// Only in `stage.create`'s answer, when the agent generated the app's admin password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<String>,
 }
 
 impl StageView {
@@ -279,6 +285,7 @@ impl StageView {
             components,
             drift,
             tls: None,
+            admin_password: None,
         }
     }
 }

@@ -158,6 +158,24 @@ impl StageDatabase for Postgres {
             .await
             .map_err(|e| super::console::db_error(&e))
     }
+
+    async fn execute_count(&self, t: &DbTarget, db: &str, sql: &str) -> Result<i64> {
+        let c = connect(t, db)
+            .await
+            .map_err(|e| Error::Database(format!("connecting to {db}: {e}")))?;
+        let wrapped = format!("BEGIN; {sql}; COMMIT");
+        let messages = tokio::time::timeout(AGENT_QUERY_LIMIT, c.simple_query(&wrapped))
+            .await
+            .map_err(|_| Error::Database(format!("{db}: no answer within {AGENT_QUERY_LIMIT:?}")))?
+            .map_err(|e| super::console::db_error(&e))?;
+        let value = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        });
+        value
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| Error::Database(format!("{db}: the statement returned no number")))
+    }
 }
 
 #[cfg(test)]
