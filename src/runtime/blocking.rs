@@ -20,6 +20,14 @@ pub trait BlockingDirs: Send + Sync + 'static {
     fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()>;
     fn lay_out_dir(&self, s: &str, n: &str, dir: &str, tree: &Path, clear: bool) -> Result<()>;
     fn own(&self, s: &str, n: &str, dir: &str, uid: u32, gid: u32, mode: u32) -> Result<()>;
+    fn rename_db_files(
+        &self,
+        s: &str,
+        n: &str,
+        scratch: bool,
+        from: &str,
+        to: &str,
+    ) -> Result<bool>;
     fn write_private(
         &self,
         s: &str,
@@ -142,6 +150,18 @@ impl<T: BlockingDirs> StageDirs for OffThread<T> {
     ) -> Result<()> {
         let (s, n, dir) = (owned(sub), owned(stage), owned(dir));
         self.run(move |d| d.own(&s, &n, &dir, uid, gid, mode)).await
+    }
+    async fn rename_db_files(
+        &self,
+        sub: &str,
+        stage: &str,
+        in_scratch: bool,
+        from: &str,
+        to: &str,
+    ) -> Result<bool> {
+        let (s, n, f, t) = (owned(sub), owned(stage), owned(from), owned(to));
+        self.run(move |d| d.rename_db_files(&s, &n, in_scratch, &f, &t))
+            .await
     }
     async fn write_private(
         &self,

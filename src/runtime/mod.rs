@@ -5,6 +5,7 @@ pub mod addons;
 pub mod backups;
 pub mod blocking;
 pub mod child_output;
+pub mod db_files;
 pub mod disk_walk;
 pub mod docker;
 pub mod git;

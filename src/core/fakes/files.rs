@@ -37,6 +37,9 @@ impl StageDirs for NullDirs {
     async fn lay_out_dir(&self, _: &str, _: &str, _: &str, _: &Path, _: bool) -> Result<()> {
         Ok(())
     }
+    async fn rename_db_files(&self, _: &str, _: &str, _: bool, _: &str, _: &str) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A meter that takes `delay` per directory and counts its calls.
