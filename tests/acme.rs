@@ -259,6 +259,12 @@ async fn renewals_forced_and_by_time_replace_the_certificate_without_a_failed_re
     );
     let pem = std::fs::read(env.cert_file(QA)).unwrap();
     let code_pem = std::fs::read(env.cert_file(CODE)).unwrap();
+    let served = env.served_serial(QA);
+    assert!(served.starts_with("serial="), "{served:?}");
+    assert_eq!(served, env.file_serial(QA));
+    let code_served = env.served_serial(CODE);
+    assert_eq!(code_served, env.file_serial(CODE));
+    assert_ne!(served, code_served);
 
     // Forced: `stagectl tls renew` orders both again; requests go on meanwhile.
     let load = hammer(&env, QA);
@@ -275,8 +281,9 @@ async fn renewals_forced_and_by_time_replace_the_certificate_without_a_failed_re
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // nginx serves the new one after the reload the renewal makes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // nginx serves the new ones after the reload the renewal makes.
+    env.wait_served(QA, &served).await;
+    env.wait_served(CODE, &code_served).await;
     let (made, failed) = load.finish();
     assert!(made > 10, "only {made} requests");
     assert!(
@@ -290,6 +297,7 @@ async fn renewals_forced_and_by_time_replace_the_certificate_without_a_failed_re
 
     // By time: at two thirds of the hour-long lifetime (the scheduler's clock 41 min ahead).
     let pem = std::fs::read(env.cert_file(QA)).unwrap();
+    let served = env.served_serial(QA);
     let load = hammer(&env, QA);
     env.clock_ahead(41 * 60);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -302,7 +310,7 @@ async fn renewals_forced_and_by_time_replace_the_certificate_without_a_failed_re
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     env.clock_ahead(0);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.wait_served(QA, &served).await;
     let (made, failed) = load.finish();
     assert!(
         failed.is_empty(),
@@ -317,6 +325,53 @@ async fn renewals_forced_and_by_time_replace_the_certificate_without_a_failed_re
     // No warning: nothing expires soon while failing.
     let info = call(&env, "agent.info", json!({})).await;
     assert_eq!(info["warnings"], json!([]), "{info}");
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_no_longer_served_while_its_renewal_fails() {
+    let test = "an_expired_certificate_is_no_longer_served_while_its_renewal_fails";
+    // Certificates of 40 s: the first renewal is due a minute after the order, about when
+    // the certificate ends; it fails, as the domain is refused once issued.
+    let Some(env) = start(test, Duration::from_secs(40)).await else {
+        return;
+    };
+    let client = env.daemon.client().await;
+    let mut events = EventsApiClient::watch(&client, None).await.unwrap();
+    create(&env, "qa", QA).await;
+    let issued = wait_stage(&env, "acme/qa", "an issued certificate", |s| {
+        s["tls"]["state"] == "issued"
+    })
+    .await;
+    env.pebble.refuse(QA);
+    let old = env.served_serial(QA);
+    assert!(old.starts_with("serial="), "{old:?}");
+    assert_eq!(env.nginx.get(QA, "/").0, 301);
+    // Past its end the site is put again (the event comes once nginx has reloaded)...
+    let expired = loop {
+        let e = tokio::time::timeout(Duration::from_secs(90), events.next())
+            .await
+            .unwrap_or_else(|_| panic!("no expiry event: {}", env.daemon.log()))
+            .unwrap()
+            .unwrap();
+        if (e.operation.as_str(), e.step.as_str()) == ("tls", "expired") {
+            break e;
+        }
+    };
+    assert_eq!(expired.stage, "acme/qa");
+    let end = time::OffsetDateTime::parse(
+        issued["tls"]["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(time::OffsetDateTime::now_utc() >= end, "not before its end");
+    // ...and nginx no longer presents the expired certificate: the domain is served over HTTP.
+    assert_eq!(
+        env.nginx.get(QA, "/"),
+        (200, "stagelet test app acme-qa\n".into()),
+        "{}",
+        env.daemon.log()
+    );
+    assert_ne!(env.served_serial(QA), old);
 }
 
 #[test]

@@ -126,10 +126,12 @@ async fn a_clone_copies_neutralises_and_leaves_the_source_alone() {
         "0"
     );
     let copy = env.data("acme", "qa");
+    // The file folder follows the copy's database name.
     assert_eq!(
-        std::fs::read_to_string(copy.join("filestore/filestore/prod/ab/doc")).unwrap(),
+        std::fs::read_to_string(copy.join("filestore/filestore/qa/ab/doc")).unwrap(),
         "attachment"
     );
+    assert!(!copy.join("filestore/filestore/prod").exists());
     assert_eq!(
         std::fs::read_to_string(copy.join("addons/mod_a/__init__.py")).unwrap(),
         "# module"

@@ -168,7 +168,7 @@ async fn a_failing_change_leaves_the_old_config_serving_and_names_the_stage() {
     s.sites.apply(good.clone()).await.unwrap();
     let before = std::fs::read_to_string(s.file("acme", "prod")).unwrap();
     let reloads = s.sites.reloads();
-    // Certificates that look like PEM but are not: the agent's check passes, nginx -t fails.
+    // Certificates whose chain nginx cannot read: the agent's check passes, nginx -t fails.
     let certs = s.dir.path().join("certs");
     for domain in ["www.acme.example.com", "qa.beta.example.com"] {
         not_a_certificate(&certs, domain);

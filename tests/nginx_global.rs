@@ -136,17 +136,22 @@ async fn without_debians_default_site_the_catch_all_closes_unknown_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_rewrites_the_global_file_for_new_ports() {
-    let env = StageEnv::start("");
+async fn sighup_moves_the_global_file_and_the_stages_to_new_ports() {
+    let test = "sighup_moves_the_global_file_and_the_stages_to_new_ports";
+    let Some(env) = StageEnv::with_stages(test, "", None, &["qa"]).await else {
+        return;
+    };
     let file = env.nginx.global_file();
     let before = std::fs::read_to_string(&file).unwrap();
-    let new_https = common::ports(1);
+    let new = common::ports(2);
+    let (new_http, new_https) = (new, new + 1);
     let mut table: toml::Table =
         toml::from_str(&std::fs::read_to_string(&env.daemon.config_path).unwrap()).unwrap();
+    table["nginx"]["listen_http"] = toml::Value::Integer(new_http.into());
     table["nginx"]["listen_https"] = toml::Value::Integer(new_https.into());
     std::fs::write(&env.daemon.config_path, toml::to_string(&table).unwrap()).unwrap();
     env.daemon.signal(nix::sys::signal::Signal::SIGHUP);
-    // nginx was reloaded with it: it listens on the new port.
+    // nginx was reloaded with it: it listens on the new ports.
     wait_listening(new_https, &env.daemon.log());
     let after = std::fs::read_to_string(&file).unwrap();
     assert_ne!(before, after);
@@ -154,6 +159,27 @@ async fn sighup_rewrites_the_global_file_for_new_ports() {
         after.contains(&format!("listen 127.0.0.1:{new_https} ssl;")),
         "{after}"
     );
+    // The stage's own file follows, not only at its next change: it answers on the new port.
+    let get = || {
+        curl(&[
+            "-H",
+            "Host: qa.acme.example.com",
+            &format!("http://127.0.0.1:{new_http}/"),
+        ])
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get().0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the stage does not answer on the new port: {:?}\n{}",
+            get(),
+            env.daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get().1, "stagelet test app acme-qa\n");
+    let out = env.daemon.ctl(&["stage", "cancel", "acme/qa"]);
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]

@@ -171,6 +171,7 @@ impl Config {
                 .map(|(k, m)| (key(&["git", k]), m)),
         );
         errs.extend(super::images::cross_check(self));
+        errs.extend(super::copies_check::cross_check(self));
         errs.extend(super::profile_check::cross_check(self));
         errs.extend(super::profile::cross_check_app_ports(self));
         for name in self.profiles.keys() {

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod check;
+mod copies_check;
 mod cross_check;
 pub mod images;
 mod nginx_paths;

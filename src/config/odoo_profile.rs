@@ -105,28 +105,38 @@ pub fn odoo() -> Profile {
     }
 }
 
-/// The fallback when `neutralize_command` is empty (Odoo before 16): no mail leaves, no
-/// fetchmail, no scheduled job but the autovacuum; tables only where they exist.
+/// The fallback when `neutralize_command` is empty (Odoo before 16): what Odoo 17's
+/// `odoo/addons/base/data/neutralize.sql` does, for any version. Tables are touched only where
+/// they exist (`fetchmail_server` comes with `mail`); `smtp_authentication`, required from
+/// Odoo 15 on, is supplied where the column exists; crons stop but the autovacuum.
 const ODOO_NEUTRALIZE: &str = "DO $$ BEGIN
 IF to_regclass('ir_mail_server') IS NOT NULL THEN
   UPDATE ir_mail_server SET active = false;
-  INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_encryption, smtp_authentication, active, sequence)
-    VALUES ('neutralized: no mail leaves this stage', 'invalid', 1025, 'none', 'login', true, 0);
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'ir_mail_server'::regclass
+             AND attname = 'smtp_authentication' AND NOT attisdropped) THEN
+    INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_encryption, smtp_authentication, active, sequence)
+      VALUES ('neutralized: no mail leaves this stage', 'invalid', 1025, 'none', 'login', true, 0);
+  ELSE
+    INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_encryption, active, sequence)
+      VALUES ('neutralized: no mail leaves this stage', 'invalid', 1025, 'none', true, 0);
+  END IF;
 END IF;
 IF to_regclass('fetchmail_server') IS NOT NULL THEN
   UPDATE fetchmail_server SET active = false;
 END IF;
 IF to_regclass('ir_cron') IS NOT NULL THEN
   UPDATE ir_cron SET active = false WHERE id NOT IN
-    (SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'autovacuum_job');
+    (SELECT res_id FROM ir_model_data WHERE model = 'ir.cron' AND module = 'base'
+     AND name = 'autovacuum_job' AND res_id IS NOT NULL);
 END IF;
 IF to_regclass('ir_config_parameter') IS NOT NULL THEN
   INSERT INTO ir_config_parameter (key, value) VALUES ('database.is_neutralized', 'true')
     ON CONFLICT (key) DO UPDATE SET value = 'true';
 END IF;
 END $$";
+/// No active mail server but the neutralised one (a server without a host counts as real).
 const ODOO_NEUTRALIZE_CHECK: &str =
-    "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host <> 'invalid'";
+    "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host IS DISTINCT FROM 'invalid'";
 
 /// A copy gets its own identity and secret (as Odoo's own duplicate does) and its own URL.
 const ODOO_ON_COPY: &str = "UPDATE ir_config_parameter SET value = gen_random_uuid()::text \

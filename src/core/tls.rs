@@ -72,6 +72,14 @@ pub struct TlsRecord {
     /// The certificate is in place but its site was not put again: nginx does not serve it.
     #[serde(default)]
     pub unserved: bool,
+    /// The certificate in place expired and nginx was given the site again (now over HTTP,
+    /// never with the expired certificate).
+    #[serde(default)]
+    pub expiry_served: bool,
+    /// That put failed: it is tried again then (apart from the orders' back-off, which may
+    /// be a day while nginx must stop serving the certificate now).
+    #[serde(with = "super::time::rfc3339_opt", default)]
+    pub expiry_retry: Option<Timestamp>,
 }
 
 impl TlsRecord {
@@ -89,6 +97,8 @@ impl TlsRecord {
             rate_limited_until: None,
             forced: false,
             unserved: false,
+            expiry_served: false,
+            expiry_retry: None,
         }
     }
 
@@ -139,7 +149,29 @@ impl TlsRecord {
         self.renew_at = Some(renew_at(cert.not_before, cert.not_after, cert.ari, now));
         (self.last_error, self.failures, self.next_attempt) = (None, 0, None);
         (self.rate_limited_until, self.unserved) = (None, false);
+        (self.expiry_served, self.expiry_retry) = (false, None);
         self.forced &= !was_forced;
+    }
+
+    /// The certificate in place has expired and nginx has not been given the site again
+    /// since (it still names the expired certificate).
+    pub fn expiry_due(&self, now: Timestamp) -> bool {
+        !self.expiry_served
+            && self.not_after.is_some_and(|end| end <= now)
+            && self.expiry_retry.is_none_or(|t| t <= now)
+    }
+
+    /// nginx was given the site again after the expiry (or not: tried again a minute on).
+    pub fn expiry_applied(&mut self, result: Result<(), String>, now: Timestamp) {
+        match result {
+            Ok(()) => (self.expiry_served, self.expiry_retry, self.unserved) = (true, None, false),
+            Err(e) => {
+                self.last_error = Some(format!(
+                    "the certificate expired and nginx could not be given the site without it: {e}"
+                ));
+                self.expiry_retry = Some(now + Duration::minutes(1));
+            }
+        }
     }
 
     /// The certificate is in place but nginx was not given its site again: still pending,
@@ -317,5 +349,39 @@ mod tests {
         assert!(!r.forced);
         assert_eq!(r.state, TlsState::Failed);
         assert!(r.not_after.is_some(), "the last valid certificate is kept");
+    }
+
+    #[test]
+    fn an_expired_certificate_puts_its_site_again_once() {
+        let mut r = rec();
+        let cert = Issued {
+            not_before: t(0),
+            not_after: t(3_600),
+            issuer: "CN=test".into(),
+            ari: None,
+        };
+        r.issued(&cert, t(0), false);
+        assert!(!r.expiry_due(t(3_599)));
+        // The renewals fail past the end: the site goes at once, whatever their back-off.
+        r.failures = 4;
+        r.failed(&IssueError::Failed("dns".into()), t(3_500), false);
+        assert!(!r.due(t(3_600)), "an order backs off a day");
+        assert!(r.expiry_due(t(3_600)));
+        r.expiry_applied(Err("nginx -t failed".into()), t(3_600));
+        assert!(r.last_error.as_deref().unwrap().contains("nginx -t failed"));
+        assert!(!r.expiry_due(t(3_659)));
+        assert!(r.expiry_due(t(3_660)));
+        r.expiry_applied(Ok(()), t(3_660));
+        assert!(!r.expiry_due(t(9_999)));
+        assert!(r.due(t(3_500 + 86_400)), "renewals go on");
+        // A new certificate: its own expiry puts the site again too.
+        let renewed = Issued {
+            not_before: t(4_000),
+            not_after: t(7_600),
+            ..cert
+        };
+        r.issued(&renewed, t(4_000), false);
+        assert!(!r.expiry_due(t(7_599)));
+        assert!(r.expiry_due(t(7_600)));
     }
 }

@@ -25,6 +25,14 @@ pub trait BlockingDirs: Send + Sync + 'static {
     fn drop_kept(&self, s: &str, n: &str) -> Result<()>;
     fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>>;
     fn own(&self, s: &str, n: &str, dir: &str, uid: u32, gid: u32, mode: u32) -> Result<()>;
+    fn rename_db_files(
+        &self,
+        s: &str,
+        n: &str,
+        scratch: bool,
+        from: &str,
+        to: &str,
+    ) -> Result<bool>;
     fn write_private(
         &self,
         s: &str,
@@ -171,6 +179,18 @@ impl<T: BlockingDirs> StageDirs for OffThread<T> {
     async fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>> {
         let (tree, marker) = (tree.to_owned(), owned(marker));
         self.run(move |d| d.folders_with(&tree, &marker)).await
+    }
+    async fn rename_db_files(
+        &self,
+        sub: &str,
+        stage: &str,
+        in_scratch: bool,
+        from: &str,
+        to: &str,
+    ) -> Result<bool> {
+        let (s, n, f, t) = (owned(sub), owned(stage), owned(from), owned(to));
+        self.run(move |d| d.rename_db_files(&s, &n, in_scratch, &f, &t))
+            .await
     }
     async fn write_private(
         &self,

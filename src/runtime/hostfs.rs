@@ -195,6 +195,22 @@ impl BlockingDirs for DataDirs {
             .map_err(io_err(format!("giving {} to {uid}:{gid}", p.display())))
     }
 
+    fn rename_db_files(
+        &self,
+        subscription: &str,
+        name: &str,
+        scratch: bool,
+        from: &str,
+        to: &str,
+    ) -> Result<bool> {
+        let root = self.root(subscription, name);
+        let data = root.join(if scratch { SCRATCH } else { "filestore" });
+        super::db_files::rename_db_folder(&data, from, to, &root).map_err(io_err(format!(
+            "renaming the files of database {from} to {to} in {}",
+            data.display()
+        )))
+    }
+
     fn write_private(
         &self,
         subscription: &str,

@@ -6,6 +6,7 @@ mod addons_kept;
 pub mod backups;
 pub mod blocking;
 pub mod child_output;
+pub mod db_files;
 pub mod disk_walk;
 pub mod docker;
 pub mod git;

@@ -72,7 +72,8 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     })
 }
 
-fn open_sub(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
+/// The directory `name` in `dir`, refusing a symlink in its place (`ELOOP`).
+pub fn open_sub(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
     openat(dir, name, DIR_FLAGS, Mode::empty())
 }
 

@@ -150,6 +150,9 @@ impl Pebble {
             .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
+            // Every order is validated: a domain refused after its first certificate fails
+            // its renewals (pebble reuses half the valid authorizations by default).
+            .env("PEBBLE_AUTHZREUSE", "0")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::null())
@@ -257,10 +260,61 @@ impl AcmeEnv {
         self.daemon.state_dir().join(format!("tls/{domain}.pem"))
     }
 
+    /// The serial of the certificate nginx presents for `host` over TLS (SNI), as
+    /// `openssl x509 -serial` prints it; empty when no certificate came.
+    pub fn served_serial(&self, host: &str) -> String {
+        let hello = Command::new("openssl")
+            .args(["s_client", "-connect"])
+            .arg(format!("127.0.0.1:{}", self.nginx.https_port))
+            .args(["-servername", host])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        serial_of(&hello.stdout)
+    }
+
+    /// The serial of the certificate in the agent's file for `domain`.
+    pub fn file_serial(&self, domain: &str) -> String {
+        serial_of(&std::fs::read(self.cert_file(domain)).unwrap())
+    }
+
+    /// Waits until nginx presents for `host` the certificate in the agent's file, no longer
+    /// the one whose serial was `old` (at most 20 s).
+    pub async fn wait_served(&self, host: &str, old: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (served, file) = (self.served_serial(host), self.file_serial(host));
+            if served != old && served == file {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{host}: nginx serves {served:?}, the file holds {file:?}, before {old:?}\n{}",
+                self.daemon.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The scheduler's clock runs `secs` ahead.
     pub fn clock_ahead(&self, secs: u64) {
         std::fs::write(&self.clock, secs.to_string()).unwrap();
     }
+}
+
+/// `serial=…` of the first certificate in `pem` (text around it is skipped).
+fn serial_of(pem: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(pem);
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Requests over HTTPS in a loop on another thread until stopped: (made, failed, first failure).

@@ -378,16 +378,18 @@ impl Setup {
     }
 }
 
-/// A certificate and key for `domain` that look like PEM files and that nginx refuses.
+/// A certificate and key for `domain` that the agent takes (the leaf is a valid self-signed
+/// certificate, the key its own) and that nginx refuses: the chain after the leaf holds a
+/// block that is not a certificate.
 pub fn not_a_certificate(dir: &std::path::Path, domain: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    for ext in ["pem", "key"] {
-        std::fs::write(
-            dir.join(format!("{domain}.{ext}")),
-            "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n",
-        )
+    use std::io::Write;
+    let cert = self_signed(dir, domain);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(cert)
+        .unwrap()
+        .write_all(b"-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
         .unwrap();
-    }
 }
 
 /// A site with no code server.

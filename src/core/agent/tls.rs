@@ -16,11 +16,17 @@ const TICK: Duration = Duration::from_secs(2);
 /// How often the expiry warning is repeated in the log.
 const WARN_EVERY: Duration = Duration::from_secs(3600);
 
-/// Whether the domain is served over HTTPS (for the code server's URL).
+/// Whether the domain is served over HTTPS (for the code server's URL): in ACME mode while
+/// its certificate has not expired (nginx serves an expired one over HTTP).
 pub(super) fn serves_https(tls: &TlsView) -> bool {
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
     match tls.mode.as_str() {
         "files" => true,
-        "acme" => tls.not_after.is_some(),
+        "acme" => tls
+            .not_after
+            .as_deref()
+            .and_then(|t| time::OffsetDateTime::parse(t, rfc3339).ok())
+            .is_some_and(|end| end > crate::core::time::now()),
         _ => false,
     }
 }

@@ -238,6 +238,9 @@ impl StageDirs for LogDirs {
     async fn folders_with(&self, _: &Path, _: &str) -> Result<BTreeSet<String>> {
         Ok(self.modules.clone())
     }
+    async fn rename_db_files(&self, _: &str, _: &str, _: bool, _: &str, _: &str) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Fetches commit `b…b` (subject "new"); the diff from any known commit is `changed`.

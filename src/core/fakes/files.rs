@@ -50,6 +50,9 @@ impl StageDirs for NullDirs {
     async fn folders_with(&self, _: &Path, _: &str) -> Result<BTreeSet<String>> {
         Ok(BTreeSet::new())
     }
+    async fn rename_db_files(&self, _: &str, _: &str, _: bool, _: &str, _: &str) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A meter that takes `delay` per directory and counts its calls.

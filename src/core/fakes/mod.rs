@@ -1,11 +1,13 @@
 //! Fakes of the core's interfaces for unit tests: in memory, with counters where a test
 //! needs to see what was called. The engines are in `engine`, the files in `files`.
 
+mod copies;
 pub mod deploy;
 mod engine;
 mod files;
 mod running;
 
+pub use copies::{CopyDb, CopyEngine};
 pub use engine::{GatedEngine, NullEngine};
 pub use files::{AnyFile, NoBackups, NullDirs, SlowMeter};
 pub use running::{RecordingDb, UpEngine};

@@ -55,6 +55,17 @@ pub trait StageDirs: Send + Sync {
     /// The names of the top-level directories of `tree` (not symlinks) holding a regular file
     /// `marker` (not a symlink): a checkout's module folders.
     async fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>>;
+    /// Renames the folder of database `from`'s files (Odoo's `filestore/<db>`) to `to`'s, in
+    /// the stage's `filestore` directory or, with `in_scratch`, in its scratch tree; what was
+    /// at `to` is replaced. Symlinks are moved, never followed. Whether there was a folder.
+    async fn rename_db_files(
+        &self,
+        subscription: &str,
+        name: &str,
+        in_scratch: bool,
+        from: &str,
+        to: &str,
+    ) -> Result<bool>;
     /// Makes `uid:gid` own the stage's directory `dir` and everything in it, the directory
     /// with `mode`; symlinks are not followed. Fakes keep the default, which does nothing.
     async fn own(

@@ -1,11 +1,11 @@
 //! What a new stage starts from besides an empty database: a copy of another stage of the same
 //! subscription (its database streamed from `pg_dump` into `pg_restore`, its filestore and
-//! addons copied; dev and qa copies neutralised and checked), or the subscription's
-//! `db_template`. The source keeps running and is not changed.
+//! addons copied, its file folder renamed after the new database), or the subscription's
+//! `db_template`. The source keeps running and is not changed. What every copy goes through
+//! next (its own secrets, neutralisation) is in `neutralize`.
 
 use super::model::{Stage, StageState};
-use super::{naming, Stages};
-use crate::core::settings::Profile;
+use super::Stages;
 use crate::core::settings::Settings;
 use crate::core::subscription::Subscription;
 use crate::core::{Error, Result};
@@ -63,7 +63,9 @@ impl Stages {
                 for dir in ["filestore", "addons"] {
                     self.copy_dir(source, stage, dir).await?;
                 }
-                Ok(())
+                self.rename_db_files(stage, false, source.db_name(), "create")
+                    .await
+                    .map(|_| ())
             }
         }
     }
@@ -79,50 +81,39 @@ impl Stages {
         restored
     }
 
+    /// The copy's file folder follows its database's new name (Odoo keeps a database's files
+    /// in `filestore/<db name>`), in the stage's filestore or, `in_scratch`, in its scratch
+    /// tree. Whether there was a folder to rename.
+    pub(super) async fn rename_db_files(
+        &self,
+        stage: &Stage,
+        in_scratch: bool,
+        from: &str,
+        op: &str,
+    ) -> Result<bool> {
+        let to = stage.db_name();
+        let (sub, name) = (stage.subscription.as_str(), stage.name.as_str());
+        let renamed = self
+            .deps
+            .dirs
+            .rename_db_files(sub, name, in_scratch, from, to)
+            .await?;
+        if renamed {
+            self.emit(
+                stage,
+                op,
+                "filestore",
+                format!("filestore/{from} -> filestore/{to}"),
+            );
+        }
+        Ok(renamed)
+    }
+
     /// A copy of the source's `dir` into the new stage's; the source's containers keep
     /// running, so what a file holds is what it held when the copy read it.
     async fn copy_dir(&self, source: &Stage, stage: &Stage, dir: &str) -> Result<()> {
         let from = (source.subscription.as_str(), source.name.as_str());
         let to = (stage.subscription.as_str(), stage.name.as_str());
         self.deps.dirs.copy_dir(from, to, dir).await
-    }
-
-    /// The profile's `neutralize_sql` on the copy, then its check, which must return 0.
-    pub(super) async fn neutralize(
-        &self,
-        config: &Settings,
-        profile: &Profile,
-        stage: &Stage,
-    ) -> Result<()> {
-        if profile.neutralize_sql.trim().is_empty() {
-            self.emit(
-                stage,
-                "create",
-                "neutralize",
-                "the profile has no neutralize_sql",
-            );
-            tracing::warn!(stage = %stage.reference(), profile = %stage.profile, "a dev/qa clone was not neutralised: the profile has no neutralize_sql");
-            return Ok(());
-        }
-        let target = self.db_target(&naming(config), stage, profile).await?;
-        let db = stage.db_name();
-        self.deps
-            .db
-            .execute(&target, db, &profile.neutralize_sql)
-            .await
-            .map_err(|e| Error::Database(format!("neutralize_sql: {e}")))?;
-        if !profile.neutralize_check.trim().is_empty() {
-            let left = self
-                .deps
-                .db
-                .count(&target, db, &profile.neutralize_check)
-                .await?;
-            if left != 0 {
-                return Err(Error::Database(format!(
-                    "the copy is not neutralised: neutralize_check returned {left}, not 0"
-                )));
-            }
-        }
-        Ok(())
     }
 }

@@ -269,6 +269,16 @@ impl Stages {
                 .await?;
         }
 
+        if let Some(master) = master {
+            let hash = master
+                .await
+                .map_err(|e| Error::internal("hashing the master password", e))??;
+            stage.master_password_hash = Some(hash);
+            self.save(stage).await?;
+        }
+        self.write_app_config(profile, stage).await?;
+
+        // Before a copy: its neutralize command reads the file.
         if !matches!(seed, Seed::Empty) {
             self.step(stage, Step::Copy).await?;
             self.seed(config, stage, seed).await?;
@@ -280,22 +290,15 @@ impl Stages {
                 None,
             )
             .await?;
-        }
-        if let Seed::Clone(_) = seed {
+            // Its own secrets and URL; dev and qa copies neutralised (saved with the next step).
+            let db = stage.db_name().to_string();
+            self.on_copy(config, profile, stage, "create", &db).await?;
             if stage.stage_type != StageType::Prod {
                 self.step(stage, Step::Neutralize).await?;
-                self.neutralize(config, profile, stage).await?;
+                self.neutralize(config, profile, stage, "create", &db)
+                    .await?;
             }
         }
-
-        if let Some(master) = master {
-            let hash = master
-                .await
-                .map_err(|e| Error::internal("hashing the master password", e))??;
-            stage.master_password_hash = Some(hash);
-            self.save(stage).await?;
-        }
-        self.write_app_config(profile, stage).await?;
 
         // A copy already holds an initialised database.
         if let (Some(init), Seed::Empty) = (init_spec, seed) {

@@ -19,6 +19,7 @@ pub mod events;
 
 mod lifecycle;
 pub mod model;
+pub mod neutralize;
 mod ownership;
 pub mod ports;
 pub mod pull;

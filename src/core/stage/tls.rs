@@ -119,12 +119,19 @@ impl TlsManager {
             .collect()
     }
 
-    /// Marks `domain` busy if its order is due and none runs; the guard frees it.
+    /// Whether `domain` has work at `now`: an order, or its site to put again after its
+    /// certificate expired.
+    fn due(&self, domain: &Domain, now: Timestamp) -> bool {
+        lock(&self.records)
+            .get(domain)
+            .is_none_or(|r| r.due(now) || r.expiry_due(now))
+    }
+
+    /// Marks `domain` busy if it has work due and none runs; the guard frees it.
     /// With it, whether a renewal was forced when the order started.
     fn start(&self, domain: &Domain, now: Timestamp) -> Option<(BusyGuard<'_>, bool)> {
-        let (due, forced) = lock(&self.records)
-            .get(domain)
-            .map_or((true, false), |r| (r.due(now), r.forced));
+        let due = self.due(domain, now);
+        let forced = lock(&self.records).get(domain).is_some_and(|r| r.forced);
         (due && lock(&self.busy).insert(domain.clone()))
             .then(|| (BusyGuard(self, domain.clone()), forced))
     }
@@ -200,11 +207,7 @@ impl Stages {
             .await;
         wanted
             .into_iter()
-            .filter(|(d, _, served)| {
-                *served
-                    && lock(&tls.records).get(d).is_none_or(|r| r.due(now))
-                    && !lock(&tls.busy).contains(d)
-            })
+            .filter(|(d, _, served)| *served && tls.due(d, now) && !lock(&tls.busy).contains(d))
             .map(|(d, u, _)| (d, u))
             .collect()
     }
@@ -222,6 +225,28 @@ impl Stages {
         let Some((_busy, was_forced)) = tls.start(&domain, now) else {
             return;
         };
+        if lock(&tls.records)
+            .get(&domain)
+            .is_some_and(|r| r.expiry_due(now))
+        {
+            // nginx must stop serving it even while renewals keep failing: the site is put
+            // again, and renders the domain over HTTP (see runtime::nginx::batch::usable).
+            let put = self
+                .reapply_site(config, uuid)
+                .await
+                .map_err(|e| e.to_string());
+            if let Err(e) = &put {
+                tracing::warn!(%domain, error = %e, "the certificate expired and the site was not put again; tried again in a minute");
+            } else if let Ok(s) = self.find(&uuid.to_string()) {
+                let msg = format!("the certificate for {domain} expired: served over HTTP until a renewal succeeds");
+                tracing::warn!(%domain, "{msg}");
+                self.events.send(Event::new(&s, "tls", "expired", msg));
+            }
+            let r = tls.update(&domain, |r| r.expiry_applied(put, now)).await;
+            if !r.due(now) {
+                return;
+            }
+        }
         if lock(&tls.records).get(&domain).is_some_and(|r| r.unserved) {
             return self.tls_serve(config, tls, &domain, uuid, now).await;
         }

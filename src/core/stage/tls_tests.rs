@@ -113,3 +113,70 @@ async fn a_refused_domain_backs_off_alone_and_a_released_one_leaves_nothing() {
     assert_eq!(e.kind(), crate::core::ErrorKind::Tls);
     assert_eq!(tls.view(&off, &good.domain).state, TlsState::None);
 }
+
+/// Counts the sites put.
+#[derive(Default)]
+struct CountingProxy(StdMutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl crate::core::interfaces::ProxySites for CountingProxy {
+    async fn apply(&self, s: crate::core::site::SiteSpec) -> crate::core::Result<()> {
+        self.0.lock().unwrap().push(s.domain.to_string());
+        Ok(())
+    }
+    async fn remove(
+        &self,
+        _: crate::core::names::SubscriptionId,
+        _: crate::core::names::StageName,
+    ) -> crate::core::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_expired_certificate_puts_its_site_again_while_renewals_back_off() {
+    let config = acme_config();
+    let stage = fakes::stage("acme", "qa", StageState::Running);
+    let proxy = Arc::new(CountingProxy::default());
+    let mut deps = fakes::deps(
+        fakes::store_with(std::slice::from_ref(&stage)),
+        Arc::new(fakes::SlowMeter::default()),
+    );
+    deps.proxy = proxy.clone();
+    let stages = Stages::load(deps).unwrap();
+    let ca = Arc::new(FakeCa::default());
+    let now = crate::core::time::now();
+    // Issued an hour ago, ended a minute ago; its renewals fail and back off for hours.
+    let mut r = TlsRecord::new(stage.domain.clone());
+    let cert = Issued {
+        not_before: now - Duration::hours(1),
+        not_after: now - Duration::minutes(1),
+        issuer: "CN=fake".into(),
+        ari: None,
+    };
+    r.issued(&cert, now - Duration::hours(1), false);
+    r.failures = 3;
+    r.failed(&IssueError::Failed("refused".into()), now, false);
+    ca.save(r).await.unwrap();
+    let tls = TlsManager::open(ca.clone()).await;
+
+    // The site is put again at once (nginx then renders it without the expired file); no
+    // order goes before its back-off.
+    let due = stages.tls_due(&config, &tls, now).await;
+    assert_eq!(due, vec![(stage.domain.clone(), stage.uuid)]);
+    for (d, u) in due {
+        stages.tls_order(&config, &tls, d, u, now).await;
+    }
+    assert_eq!(*proxy.0.lock().unwrap(), vec![stage.domain.to_string()]);
+    assert!(ca.orders.lock().unwrap().is_empty());
+    // Once only.
+    assert!(stages.tls_due(&config, &tls, now).await.is_empty());
+    let later = now + Duration::hours(7);
+    let due = stages.tls_due(&config, &tls, later).await;
+    for (d, u) in due {
+        stages.tls_order(&config, &tls, d, u, later).await;
+    }
+    assert_eq!(ca.orders.lock().unwrap().len(), 1, "renewals go on");
+    assert_eq!(tls.view(&config, &stage.domain).state, TlsState::Issued);
+    assert_eq!(proxy.0.lock().unwrap().len(), 2);
+}

@@ -1,6 +1,7 @@
 //! The HTTP client instant-acme talks through: rustls trusting either the system's roots or
-//! `tls.acme_ca_file`, and remembering the last `Retry-After` the server sent, since the
-//! crate's problem documents do not carry it (a `rateLimited` answer is held to it).
+//! `tls.acme_ca_file`, and remembering the last `Retry-After` the server sent to the order
+//! under way, since the crate's problem documents do not carry it (a `rateLimited` answer is
+//! held to it).
 
 use bytes::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -16,11 +17,25 @@ type Inner = HyperClient<
     BodyWrapper<Bytes>,
 >;
 
-/// One per order, so a Retry-After belongs to that order's requests only.
+type Slot = Arc<Mutex<Option<SystemTime>>>;
+
+tokio::task_local! {
+    /// Where the requests of the order under way put a Retry-After: one client (the cached
+    /// account's) serves every order, each order reads its own.
+    static RETRY_AFTER: Slot;
+}
+
+/// Runs one order, returning with its result the last Retry-After its requests were given.
+pub async fn capturing_retry_after<T>(order: impl Future<Output = T>) -> (T, Option<SystemTime>) {
+    let slot = Slot::default();
+    let out = RETRY_AFTER.scope(slot.clone(), order).await;
+    let after = *slot.lock().unwrap_or_else(|p| p.into_inner());
+    (out, after)
+}
+
 #[derive(Clone)]
 pub struct AcmeHttp {
     inner: Inner,
-    retry_after: Arc<Mutex<Option<SystemTime>>>,
 }
 
 impl AcmeHttp {
@@ -53,13 +68,7 @@ impl AcmeHttp {
         let connector = builder.https_or_http().enable_http1().wrap_connector(http);
         Ok(AcmeHttp {
             inner: HyperClient::builder(TokioExecutor::new()).build(connector),
-            retry_after: Arc::new(Mutex::new(None)),
         })
-    }
-
-    /// The last Retry-After of an error answer, if any.
-    pub fn retry_after(&self) -> Option<SystemTime> {
-        *self.retry_after.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -87,7 +96,8 @@ impl HttpClient for AcmeHttp {
         req: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let fut = self.inner.request(req);
-        let slot = self.retry_after.clone();
+        // Called while the order's future is polled, so inside its scope.
+        let slot = RETRY_AFTER.try_with(Slot::clone).ok();
         Box::pin(async move {
             // Every request is bounded: a server that hangs fails this order, not the agent.
             let rsp = tokio::time::timeout(Duration::from_secs(60), fut)
@@ -100,8 +110,8 @@ impl HttpClient for AcmeHttp {
                     .get(http::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                if after.is_some() {
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = after;
+                if let (Some(slot), Some(after)) = (slot, after) {
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(after);
                 }
             }
             Ok(BytesResponse::from(rsp))
@@ -127,5 +137,23 @@ mod tests {
         let cap = Some(now + MAX_RETRY_AFTER);
         assert_eq!(parse_retry_after(&u64::MAX.to_string(), now), cap);
         assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), cap);
+    }
+
+    #[tokio::test]
+    async fn each_order_reads_its_own_retry_after() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(5);
+        let put = |t| {
+            let slot = RETRY_AFTER.try_with(Slot::clone).unwrap();
+            *slot.lock().unwrap() = Some(t);
+        };
+        let (a, b) = tokio::join!(
+            capturing_retry_after(async { put(at) }),
+            capturing_retry_after(async {})
+        );
+        assert_eq!((a.1, b.1), (Some(at), None));
+        assert!(
+            RETRY_AFTER.try_with(Slot::clone).is_err(),
+            "no slot outside an order"
+        );
     }
 }

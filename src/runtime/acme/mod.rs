@@ -2,6 +2,7 @@
 //! tokens nginx serves from `tls.challenge_dir`, and the ARI window where the server offers
 //! one. Implements the core's [`CertAuthority`].
 
+pub mod challenge;
 pub mod client;
 pub mod store;
 
@@ -30,15 +31,16 @@ struct StoredAccount {
 
 pub struct AcmeAuthority {
     store: std::sync::Arc<Store>,
-    /// Serialises account creation, so the account is made once.
-    account: tokio::sync::Mutex<()>,
+    /// The account for a directory and CA file, read or made once (the lock serialises
+    /// that, so the account is made once); later orders take a clone without network I/O.
+    account: tokio::sync::Mutex<Option<(String, String, Account)>>,
 }
 
 impl AcmeAuthority {
     pub fn open(state_dir: &Path) -> std::io::Result<AcmeAuthority> {
         Ok(AcmeAuthority {
             store: std::sync::Arc::new(Store::open(Tls::store_dir(state_dir))?),
-            account: tokio::sync::Mutex::new(()),
+            account: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -47,10 +49,25 @@ impl AcmeAuthority {
         Store::cert_template(&Tls::store_dir(state_dir))
     }
 
-    /// The stored account on this `http`, made (and stored) first if there is none for the
-    /// configured directory.
-    async fn account(&self, tls: &Tls, http: &AcmeHttp) -> Result<Account, String> {
-        let _one = self.account.lock().await;
+    /// The account of the configured directory: cached, else the stored one, made (and
+    /// stored) first if there is none.
+    async fn account(&self, tls: &Tls) -> Result<Account, String> {
+        let mut cached = self.account.lock().await;
+        let key = (&tls.acme_directory, &tls.acme_ca_file);
+        if let Some((_, _, account)) = cached.as_ref().filter(|(d, c, _)| (d, c) == key) {
+            return Ok(account.clone());
+        }
+        let account = self.read_or_make(tls).await?;
+        *cached = Some((
+            tls.acme_directory.clone(),
+            tls.acme_ca_file.clone(),
+            account.clone(),
+        ));
+        Ok(account)
+    }
+
+    async fn read_or_make(&self, tls: &Tls) -> Result<Account, String> {
+        let http = AcmeHttp::new(&tls.acme_ca_file)?;
         let path = self.store.account();
         let read = path.clone();
         if let Ok(bytes) = off_thread(move || std::fs::read(read)).await {
@@ -95,13 +112,8 @@ impl AcmeAuthority {
         Ok(account)
     }
 
-    async fn order(
-        &self,
-        tls: &Tls,
-        http: &AcmeHttp,
-        domain: &Domain,
-    ) -> Result<Issued, instant_acme::Error> {
-        let account = self.account(tls, http).await.map_err(other)?;
+    async fn order(&self, tls: &Tls, domain: &Domain) -> Result<Issued, instant_acme::Error> {
+        let account = self.account(tls).await.map_err(other)?;
         let ids = [Identifier::Dns(domain.to_string())];
         let mut order = account.new_order(&NewOrder::new(&ids)).await?;
         let mut tokens = Tokens(vec![]);
@@ -122,10 +134,10 @@ impl AcmeAuthority {
                 challenge.token.clone(),
             );
             let key_auth = challenge.key_authorization().as_str().to_string();
-            let path = off_thread(move || store::put_token(&root, &token, &key_auth))
+            let token = off_thread(move || challenge::put_token(&root, &token, &key_auth))
                 .await
                 .map_err(|e| other(format!("cannot write the challenge token: {e}")))?;
-            tokens.0.push(path);
+            tokens.0.push(token);
             challenge.set_ready().await?;
         }
         let retries = RetryPolicy::new().timeout(Duration::from_secs(120));
@@ -157,16 +169,14 @@ fn other(msg: impl Into<String>) -> instant_acme::Error {
 }
 
 /// Removes the published tokens however the order ends (on the blocking pool).
-struct Tokens(Vec<PathBuf>);
+struct Tokens(Vec<challenge::Token>);
 
 impl Drop for Tokens {
     fn drop(&mut self) {
-        let paths = std::mem::take(&mut self.0);
-        if !paths.is_empty() {
+        let tokens = std::mem::take(&mut self.0);
+        if !tokens.is_empty() {
             tokio::task::spawn_blocking(move || {
-                for p in paths {
-                    let _ = std::fs::remove_file(p);
-                }
+                tokens.into_iter().for_each(challenge::Token::remove)
             });
         }
     }
@@ -220,13 +230,12 @@ fn is_rate_limited(e: &instant_acme::Error) -> Option<String> {
 #[async_trait::async_trait]
 impl CertAuthority for AcmeAuthority {
     async fn issue(&self, tls: &Tls, domain: &Domain) -> Result<Issued, IssueError> {
-        let http = AcmeHttp::new(&tls.acme_ca_file).map_err(IssueError::Failed)?;
-        match self.order(tls, &http, domain).await {
-            Ok(issued) => Ok(issued),
-            Err(e) => Err(match is_rate_limited(&e) {
+        match client::capturing_retry_after(self.order(tls, domain)).await {
+            (Ok(issued), _) => Ok(issued),
+            (Err(e), retry_after) => Err(match is_rate_limited(&e) {
                 Some(detail) => IssueError::RateLimited {
                     detail,
-                    retry_after: http.retry_after().map(Timestamp::from),
+                    retry_after: retry_after.map(Timestamp::from),
                 },
                 None => IssueError::Failed(e.to_string()),
             }),
@@ -266,5 +275,28 @@ impl CertAuthority for AcmeAuthority {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let leaf = store::leaf(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok((leaf.not_after, leaf.issuer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_rate_limited_problem_is_a_rate_limit() {
+        let problem = |kind: &str| {
+            let p =
+                serde_json::json!({"type": kind, "detail": "too many certificates", "status": 429});
+            instant_acme::Error::Api(serde_json::from_value(p).unwrap())
+        };
+        let limited = problem("urn:ietf:params:acme:error:rateLimited");
+        assert!(is_rate_limited(&limited)
+            .unwrap()
+            .contains("too many certificates"));
+        assert_eq!(
+            is_rate_limited(&problem("urn:ietf:params:acme:error:connection")),
+            None
+        );
+        assert_eq!(is_rate_limited(&other("rateLimited")), None);
     }
 }

@@ -1,8 +1,7 @@
 //! Where ACME things live on disk. In `<state_dir>/tls/` (0700), each file 0600 and written
 //! durably: `account.json` (the account key, made once), `<domain>.pem` (the chain followed by
 //! its key: one file renamed into place, so nginx never reads a key of another certificate)
-//! and `<domain>.json` (the domain's TLS record). HTTP-01 tokens go to
-//! `<challenge_dir>/.well-known/acme-challenge/` (dirs 0755, files 0644: tokens are public).
+//! and `<domain>.json` (the domain's TLS record). HTTP-01 tokens are `challenge.rs`'s.
 
 use crate::core::names::Domain;
 use crate::core::time::Timestamp;
@@ -81,40 +80,6 @@ impl Store {
     }
 }
 
-/// Tokens are base64url; anything else is not written as a file name.
-fn token_ok(token: &str) -> bool {
-    !token.is_empty()
-        && token.len() <= 256
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// `<challenge_dir>/.well-known/acme-challenge`, made 0755 down from `challenge_dir`.
-fn challenge_dir(root: &Path) -> io::Result<PathBuf> {
-    let dir = root.join(".well-known/acme-challenge");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(&dir)?;
-    for d in [root.to_path_buf(), root.join(".well-known"), dir.clone()] {
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o755))?;
-    }
-    Ok(dir)
-}
-
-/// Publishes an HTTP-01 token; returns its path, to remove once the order is decided.
-pub fn put_token(root: &Path, token: &str, key_authorization: &str) -> io::Result<PathBuf> {
-    if !token_ok(token) {
-        return Err(io::Error::other(format!(
-            "the server sent a token that is not base64url: {token:?}"
-        )));
-    }
-    let path = challenge_dir(root)?.join(token);
-    write_atomic(&path, key_authorization.as_bytes(), 0o644)?;
-    Ok(path)
-}
-
 /// What a certificate file says of its leaf: validity and issuer.
 pub struct Leaf {
     pub der: Vec<u8>,
@@ -144,21 +109,6 @@ pub fn leaf(pem: &[u8]) -> Result<Leaf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_base64url_and_public() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("acme");
-        let p = put_token(&root, "abc-DEF_123", "abc-DEF_123.thumb").unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "abc-DEF_123.thumb");
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&p), 0o644);
-        assert_eq!(mode(&root), 0o755);
-        assert_eq!(mode(&root.join(".well-known/acme-challenge")), 0o755);
-        for bad in ["../x", "a/b", "", "a.b"] {
-            assert!(put_token(&root, bad, "x").is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn store_is_private_and_release_leaves_nothing() {

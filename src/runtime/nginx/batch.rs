@@ -7,22 +7,54 @@ use super::control::Control;
 use super::render::{self, RenderOptions};
 use super::{files, isolate};
 use crate::core::site::SiteSpec;
+use crate::runtime::acme::store::leaf;
 use crate::runtime::records::write_atomic;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-/// A certificate or key must be a readable PEM file; else its domain is served without TLS.
+/// Larger files are no certificate or key nginx is meant to load.
+const MAX_PEM: u64 = 1 << 20;
+
+/// A certificate or key must be a readable PEM file, and a file holding a certificate (the
+/// certificate, or ACME's one file with the key) must hold a leaf that parses and has not
+/// expired: else its domain is served without TLS, never with an expired certificate.
 pub fn usable(path: &Path) -> Result<(), String> {
-    let mut head = [0u8; 4096];
-    let n = fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
+    let mut pem = vec![];
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_PEM).read_to_end(&mut pem))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !String::from_utf8_lossy(&head[..n]).contains("-----BEGIN ") {
+    let text = String::from_utf8_lossy(&pem);
+    if !text.contains("-----BEGIN ") {
         return Err(format!("{} holds no PEM block", path.display()));
     }
+    if text.contains("-----BEGIN CERTIFICATE-----") {
+        let leaf = leaf(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        if leaf.not_after <= crate::core::time::now() {
+            return Err(format!(
+                "the certificate in {} expired at {}",
+                path.display(),
+                crate::core::time::rfc3339(&leaf.not_after)
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The site files in `dir` that the options would render otherwise, with the spec each
+/// carries: after a reload that changed the ports, say, or a certificate that expired while
+/// the agent was down. Files without a spec are left as they are.
+pub fn stale(dir: &Path, opts: &RenderOptions) -> Vec<(String, Option<SiteSpec>)> {
+    let keys = files::managed(dir).unwrap_or_default();
+    keys.into_iter()
+        .filter_map(|key| {
+            let text = fs::read_to_string(files::live(dir, &key)).ok()?;
+            let spec = render::spec_of(&text).filter(|s| s.key() == key)?;
+            let fresh = render::render(&spec, opts, &usable).ok()?;
+            (fresh.text != text).then_some((key, Some(spec)))
+        })
+        .collect()
 }
 
 /// What one key of the batch does and how it ended.
@@ -208,14 +240,69 @@ fn set_aside(dir: &Path, opts: &RenderOptions, key: &str, msg: &str, aside: &mut
 mod tests {
     use super::*;
 
+    /// A self-signed certificate (PEM) valid from `from` to `to` seconds from now, and its key.
+    fn cert(from: i64, to: i64) -> (String, String) {
+        let now = time::OffsetDateTime::now_utc();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.example.com".into()]).unwrap();
+        params.not_before = now + time::Duration::seconds(from);
+        params.not_after = now + time::Duration::seconds(to);
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
     #[test]
-    fn a_certificate_must_be_a_readable_pem() {
+    fn a_certificate_must_be_a_readable_pem_that_has_not_expired() {
         let dir = tempfile::tempdir().unwrap();
         let pem = dir.path().join("c.pem");
         assert!(usable(&pem).unwrap_err().contains("cannot read"));
         fs::write(&pem, "garbage").unwrap();
         assert!(usable(&pem).unwrap_err().contains("no PEM block"));
         fs::write(&pem, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        assert!(usable(&pem).is_err(), "a certificate that does not parse");
+        let (valid, key) = cert(-3600, 3600);
+        fs::write(&pem, format!("{valid}\n{key}")).unwrap();
         usable(&pem).unwrap();
+        // A key file of `files` mode holds no certificate: only its PEM form is checked.
+        fs::write(&pem, &key).unwrap();
+        usable(&pem).unwrap();
+        let (expired, key) = cert(-7200, -60);
+        fs::write(&pem, format!("{expired}\n{key}")).unwrap();
+        assert!(usable(&pem).unwrap_err().contains("expired at"));
+    }
+
+    #[test]
+    fn sites_the_options_render_otherwise_are_stale() {
+        use crate::config::types::{BodySize, SafePath};
+        use crate::core::names::{Domain, StageName, SubscriptionId};
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SiteSpec {
+            subscription: SubscriptionId::parse("acme").unwrap(),
+            name: StageName::parse("qa").unwrap(),
+            domain: Domain::parse("qa.acme.example.com").unwrap(),
+            state: crate::core::site::SiteState::Running,
+            http_port: 20001,
+            code_server: None,
+            blocked_paths: vec![],
+            longpolling_port: None,
+        };
+        let opts = RenderOptions {
+            listen_address: None,
+            listen_http: 80,
+            listen_https: 443,
+            upstream: "127.0.0.1".parse().unwrap(),
+            tls: None,
+            client_max_body_size: BodySize::try_from("100m".to_string()).unwrap(),
+            log_dir: SafePath::try_from("/var/log/nginx".to_string()).unwrap(),
+            acme_challenge: None,
+        };
+        let text = render::render(&spec, &opts, &usable).unwrap().text;
+        fs::write(files::live(dir.path(), &spec.key()), text).unwrap();
+        fs::write(dir.path().join("foreign.conf"), "server {}\n").unwrap();
+        assert!(stale(dir.path(), &opts).is_empty());
+        let moved = RenderOptions {
+            listen_http: 8080,
+            ..opts
+        };
+        assert_eq!(stale(dir.path(), &moved), vec![(spec.key(), Some(spec))]);
     }
 }

@@ -61,7 +61,8 @@ impl NginxSites {
         })
     }
 
-    /// Brings the global file up to date with the configuration (SIGHUP calls this).
+    /// Brings the global file and the sites up to date with the configuration (SIGHUP calls
+    /// this).
     pub fn refresh_global(&self) {
         self.refresh.notify_one();
     }
@@ -118,11 +119,14 @@ async fn worker(
     refresh: Arc<tokio::sync::Notify>,
 ) {
     loop {
-        // Start-up (notified once by `start`) and SIGHUP: the global file on its own.
+        // Start-up (notified once by `start`) and SIGHUP: the global file on its own, then
+        // the sites whose files the configuration now renders otherwise (new ports).
         let first = tokio::select! {
             biased;
             () = refresh.notified() => {
-                global_now(config(), &reloads).await;
+                let config = config();
+                global_now(config.clone(), &reloads).await;
+                sites_now(config, &reloads).await;
                 continue;
             }
             change = rx.recv() => match change {
@@ -196,6 +200,41 @@ async fn global_now(config: Arc<Config>, reloads: &AtomicU64) {
         Ok(false) => {}
         Err(error) => {
             tracing::error!(file = %path, %error, "cannot bring the nginx global file up to date")
+        }
+    }
+}
+
+/// Renders again every site whose file the configuration would now render otherwise, in one
+/// batch (one test, one reload). A site nginx refuses that way keeps its file and says so.
+async fn sites_now(config: Arc<Config>, reloads: &AtomicU64) {
+    if !config.nginx.enabled {
+        return;
+    }
+    let dir = config.nginx.sites_dir.clone();
+    let control = control_of(&config);
+    let opts = RenderOptions::from_config(&config);
+    let (results, reloaded) = tokio::task::spawn_blocking(move || {
+        files::recover(&dir);
+        let changes = batch::stale(&dir, &opts);
+        if changes.is_empty() {
+            return (vec![], false);
+        }
+        let keys: Vec<String> = changes.iter().map(|(k, _)| k.clone()).collect();
+        let (results, reloaded) = batch::apply(&dir, &control, &opts, changes);
+        (keys.into_iter().zip(results).collect::<Vec<_>>(), reloaded)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    if reloaded {
+        reloads.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(
+            sites = results.len(),
+            "site files rendered again for the configuration; nginx reloaded"
+        );
+    }
+    for (key, result) in results {
+        if let Err(error) = result {
+            tracing::warn!(site = %key, %error, "this site's file keeps its previous settings until its next change");
         }
     }
 }

@@ -37,6 +37,21 @@ pub struct Backup {
     pub sha256: BTreeMap<String, String>,
     pub postgres_version: Option<String>,
     pub git_commit: Option<String>,
+    /// The database the dump was taken of (its filestore folder has the same name); missing
+    /// in manifests written before it was recorded.
+    #[serde(default)]
+    pub db_name: Option<String>,
+}
+
+impl Backup {
+    /// The name of the database the backup holds: the manifest's, else (older manifests) the
+    /// backed-up stage's name, which was its database's name.
+    pub fn source_db(&self) -> &str {
+        match &self.db_name {
+            Some(db) => db,
+            None => self.stage.rsplit('/').next().unwrap_or(&self.stage),
+        }
+    }
 }
 
 /// A readable id: the UTC time to the millisecond, then a few random letters. Order comes
@@ -163,7 +178,22 @@ mod tests {
             sha256: BTreeMap::new(),
             postgres_version: None,
             git_commit: None,
+            db_name: None,
         }
+    }
+
+    #[test]
+    fn the_source_database_falls_back_to_the_stage_name() {
+        let mut old = b("1", BackupStatus::Ok);
+        old.stage = "acme/prod".into();
+        assert_eq!(old.source_db(), "prod");
+        // A manifest without the field still reads.
+        let mut json = serde_json::to_value(&old).unwrap();
+        json.as_object_mut().unwrap().remove("db_name");
+        let back: Backup = serde_json::from_value(json).unwrap();
+        assert_eq!(back.source_db(), "prod");
+        old.db_name = Some("main".into());
+        assert_eq!(old.source_db(), "main");
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl Stages {
             sha256: BTreeMap::new(),
             postgres_version: None,
             git_commit: stage.git.last_commit.clone(),
+            db_name: Some(stage.db_name().to_string()),
         };
         let _live = Live::new(&id);
         let dir = self

@@ -1,11 +1,13 @@
 //! `stage.restore_backup`: sums checked, the filestore unpacked aside, the database restored
-//! into a side database and renamed in, then the filestore swapped in.
+//! into a side database and renamed in, then the filestore swapped in. A backup of another
+//! stage is a copy: its file folder follows the database name, and the side database gets what
+//! every copy gets (`on_copy_sql`; dev and qa: neutralisation) before it is renamed in.
 
-use super::manifest::{check_id, BackupStatus, DUMP, FILESTORE};
+use super::manifest::{check_id, Backup, BackupStatus, DUMP, FILESTORE};
 use crate::core::settings::Settings;
 use crate::core::stage::common::profile_of;
 use crate::core::stage::containers::{stop_signal, DB};
-use crate::core::stage::model::Stage;
+use crate::core::stage::model::{Stage, StageType};
 use crate::core::stage::transitions::Operation;
 use crate::core::stage::{naming, Stages};
 use crate::core::{Error, Result};
@@ -13,6 +15,12 @@ use std::path::Path;
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The database a backup of another stage (another uuid: a stage of the same name made
+/// again) holds, whose folder and identity the restore changes; `None` for the stage's own.
+fn copied_db<'a>(backup: &'a Backup, stage: &Stage) -> Option<&'a str> {
+    (backup.stage_uuid != stage.uuid).then(|| backup.source_db())
 }
 
 impl Stages {
@@ -26,7 +34,7 @@ impl Stages {
         id: &str,
     ) -> Result<Stage> {
         check_id(id)?;
-        let (_g, stage) = self.begin(reference, Operation::RestoreBackup).await?;
+        let (_g, mut stage) = self.begin(reference, Operation::RestoreBackup).await?;
         let backup = self
             .backups_of(&stage)
             .await?
@@ -57,12 +65,24 @@ impl Stages {
             }
         }
         self.emit(&stage, "restore_backup", "verified", id);
+        let copied = copied_db(&backup, &stage);
+        if let Some(db) = copied {
+            let from = format!("{} (database {db})", backup.stage);
+            self.emit(&stage, "restore_backup", "copy", from);
+        }
         let scratch = self.deps.dirs.scratch(&sub, &name).await?;
         let tar = dir.join(FILESTORE);
-        let restored = match self.deps.backups.unpack(&tar, &scratch).await {
-            Ok(()) => self.restore_database(config, &stage, &dir.join(DUMP)).await,
-            Err(e) => Err(e),
-        };
+        let restored = async {
+            self.deps.backups.unpack(&tar, &scratch).await?;
+            if let Some(from) = copied {
+                self.rename_db_files(&stage, true, from, "restore_backup")
+                    .await?;
+            }
+            let dump = dir.join(DUMP);
+            self.restore_database(config, &mut stage, &dump, copied.is_some())
+                .await
+        }
+        .await;
         if let Err(e) = restored {
             let _ = self.deps.dirs.drop_scratch(&sub, &name).await;
             return Err(e);
@@ -75,19 +95,29 @@ impl Stages {
         let profile = profile_of(config, &stage.profile)?;
         self.own_dirs(profile, &sub, &name, Some("filestore"))
             .await?;
+        if copied.is_some() {
+            self.save(&stage).await?;
+        }
         self.emit(&stage, "restore_backup", "done", id);
         Ok(stage)
     }
 
-    /// Starts the db container, restores beside the live database, swaps names in one
-    /// transaction, drops the old one, stops the container again.
-    async fn restore_database(&self, config: &Settings, stage: &Stage, dump: &Path) -> Result<()> {
+    /// Starts the db container, restores beside the live database (a `copy` then gets what
+    /// every copy gets there), swaps names in one transaction, drops the old one, stops the
+    /// container again.
+    async fn restore_database(
+        &self,
+        config: &Settings,
+        stage: &mut Stage,
+        dump: &Path,
+        copy: bool,
+    ) -> Result<()> {
         let profile = profile_of(config, &stage.profile)?;
         let naming = naming(config);
         let db_container = naming.container(stage, DB);
         let result = async {
             let target = self.start_db(&naming, stage, profile).await?;
-            let db = stage.db_name();
+            let db = stage.db_name().to_string();
             let (side, old) = (format!("{db}__restore"), format!("{db}__old"));
             let drop = |name: &str| format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(name));
             // The app's role owns the database it connects to, as at create.
@@ -100,17 +130,25 @@ impl Stages {
                 .each(&target, "postgres", &[drop(&side), create])
                 .await?;
             let reader = self.deps.backups.reader(dump).await?;
-            if let Err(e) = self.restore_from(config, stage, &side, reader).await {
+            let made = async {
+                self.restore_from(config, stage, &side, reader).await?;
+                if copy {
+                    self.prepare_copy(config, profile, stage, &side).await?;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = made {
                 let _ = self.deps.db.each(&target, "postgres", &[drop(&side)]).await;
                 return Err(e);
             }
             // Both renames in one transaction: the stage's database is never missing.
             let swap = format!(
                 "BEGIN; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT",
-                quote(db),
+                quote(&db),
                 quote(&old),
                 quote(&side),
-                quote(db)
+                quote(&db)
             );
             self.deps
                 .db
@@ -127,5 +165,60 @@ impl Stages {
             .await;
         result?;
         stopped.map(|_| ())
+    }
+
+    /// A copy's own secrets and URL, and on dev and qa neutralisation, in the side database
+    /// `db`; the mark is the copy's alone (a prod copy or one that fails has none).
+    async fn prepare_copy(
+        &self,
+        config: &Settings,
+        profile: &crate::core::settings::Profile,
+        stage: &mut Stage,
+        db: &str,
+    ) -> Result<()> {
+        // The neutralize command reads the app's configuration file: as a start would write it.
+        if stage.stage_type != StageType::Prod {
+            self.write_app_config(profile, stage).await?;
+        }
+        stage.neutralized = false;
+        self.on_copy(config, profile, stage, "restore_backup", db)
+            .await?;
+        if stage.stage_type != StageType::Prod {
+            self.neutralize(config, profile, stage, "restore_backup", db)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::stage::model::StageState;
+
+    #[test]
+    fn only_another_stages_backup_is_a_copy() {
+        let stage = crate::core::fakes::stage("acme", "qa", StageState::Stopped);
+        let mut b = Backup {
+            id: "1".into(),
+            stage: "acme/qa".into(),
+            stage_uuid: stage.uuid,
+            status: BackupStatus::Ok,
+            error: None,
+            created_at: crate::core::time::now(),
+            finished_at: None,
+            sizes: Default::default(),
+            sha256: Default::default(),
+            postgres_version: None,
+            git_commit: None,
+            db_name: Some("qa".into()),
+        };
+        assert_eq!(copied_db(&b, &stage), None);
+        // The same name made again: another stage, whose database had its own name.
+        b.stage_uuid = uuid::Uuid::new_v4();
+        b.db_name = Some("main".into());
+        assert_eq!(copied_db(&b, &stage), Some("main"));
+        b.db_name = None;
+        assert_eq!(copied_db(&b, &stage), Some("qa"));
     }
 }
