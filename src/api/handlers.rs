@@ -24,6 +24,7 @@ use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::PendingSubscriptionSink;
 use jsonrpsee::RpcModule;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -209,8 +210,19 @@ impl StageApiServer for Handlers {
         clear_destination: Option<bool>,
         restart: Option<bool>,
         submodules: Option<bool>,
+        update: Option<Value>,
     ) -> RpcResult<StageView> {
-        let req = DeployRequest::new(repository, branch, clear_destination, restart, submodules);
+        let update = update
+            .map(|u| super::params::update_modules(&u))
+            .transpose()?;
+        let req = DeployRequest::new(
+            repository,
+            branch,
+            clear_destination,
+            restart,
+            submodules,
+            update,
+        );
         Ok(self.agent.deploy_stage(&stage, req).await?)
     }
 

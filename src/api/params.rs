@@ -1,9 +1,31 @@
 //! Naming the field behind a parameter error. jsonrpsee reports a bad parameter with serde's
 //! message ("invalid type ... at line 1 column 31"); this finds which named parameter that
-//! position falls in, so the client gets `data.field`.
+//! position falls in, so the client gets `data.field`. Also the parameters of more than one
+//! shape, read here so their errors name the field too (`stage.deploy`'s `update`).
 
+use crate::core::stage::deploy_plan::UpdateModules;
+use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::value::RawValue;
+use serde_json::Value;
 use std::collections::BTreeMap;
+
+/// `update`: "changed", "all" or a list of module names (checked by the core).
+pub fn update_modules(v: &Value) -> Result<UpdateModules, ErrorObjectOwned> {
+    let bad = |m: &str| super::errors::invalid_params("update", m);
+    match v {
+        Value::String(s) if s == "changed" => Ok(UpdateModules::Changed),
+        Value::String(s) if s == "all" => Ok(UpdateModules::All),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<Vec<String>>>()
+            .map(UpdateModules::Named)
+            .ok_or_else(|| bad("a list of update must hold module names (strings) only")),
+        _ => Err(bad(
+            "must be \"changed\", \"all\" or a list of module folder names",
+        )),
+    }
+}
 
 /// The parameter a serde message is about, given the raw params object it came from.
 pub fn field_of_error(params: Option<&str>, message: &str) -> String {
@@ -86,5 +108,33 @@ mod tests {
         }
         assert_eq!(field_of_error(Some("[1,2]"), "invalid type"), "params");
         assert_eq!(field_of_error(None, "invalid type: null"), "params");
+    }
+
+    #[test]
+    fn update_takes_three_shapes() {
+        use serde_json::json;
+        assert_eq!(
+            update_modules(&json!("changed")).unwrap(),
+            UpdateModules::Changed
+        );
+        assert_eq!(update_modules(&json!("all")).unwrap(), UpdateModules::All);
+        assert_eq!(
+            update_modules(&json!(["a", "b"])).unwrap(),
+            UpdateModules::Named(vec!["a".into(), "b".into()])
+        );
+        for bad in [
+            json!("some"),
+            json!(3),
+            json!(["a", 1]),
+            json!({"a": 1}),
+            json!(null),
+        ] {
+            let e = update_modules(&bad).unwrap_err();
+            assert_eq!(e.code(), -32602, "{bad}");
+            assert!(
+                e.data().unwrap().get().contains("\"field\":\"update\""),
+                "{bad}"
+            );
+        }
     }
 }

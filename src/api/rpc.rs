@@ -132,7 +132,9 @@ pub trait StageApi {
     ) -> RpcResult<StageView>;
 
     /// Fetches `branch` of `repository`, lays its tip into the addons directory, records it in
-    /// the stage's `git`, and restarts the app (unless `restart: false`).
+    /// the stage's `git`, and restarts the app (unless `restart: false`). With the profile's
+    /// `update_command`, `update` ("changed" by default, "all" or a list of module folders)
+    /// is run first, and a failure rolls code and database back (`deploy_failed`).
     #[method(name = "deploy", param_kind = map)]
     async fn deploy(
         &self,
@@ -142,6 +144,7 @@ pub trait StageApi {
         clear_destination: Option<bool>,
         restart: Option<bool>,
         submodules: Option<bool>,
+        update: Option<serde_json::Value>,
     ) -> RpcResult<StageView>;
 
     /// The last measure of the stage's directories; `refresh: true` measures now (concurrent

@@ -253,6 +253,10 @@ pub enum StageCmd {
         /// Check the commit's submodules out too (one level)
         #[arg(long)]
         submodules: bool,
+        /// Modules the profile's update command updates: changed (the default), all, or a
+        /// comma-separated list of module folders
+        #[arg(long)]
+        update: Option<String>,
     },
     /// Back up a running stage (database and filestore)
     Backup {

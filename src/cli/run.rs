@@ -21,13 +21,21 @@ impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::Call(obj) => {
-                let field = obj
+                let data = obj
                     .data()
-                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
-                    .and_then(|d| crate::api::errors::field_of(Some(&d)));
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok());
+                let field = crate::api::errors::field_of(data.as_ref());
                 let mut msg = obj.message().to_string();
                 if let Some(f) = field.filter(|f| !msg.starts_with(f.as_str())) {
                     msg = format!("{f}: {msg}");
+                }
+                // A failed deploy's update output, as the daemon kept it.
+                let tail = data
+                    .as_ref()
+                    .and_then(|d| d.get("log_tail")?.as_array().cloned());
+                for line in tail.iter().flatten().filter_map(|l| l.as_str()) {
+                    msg.push_str("\n  ");
+                    msg.push_str(line);
                 }
                 Failure(exit::status_of_code(obj.code()), msg)
             }

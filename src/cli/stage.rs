@@ -145,7 +145,13 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
             clear_destination,
             no_restart,
             submodules,
+            update,
         } => {
+            // "changed" and "all" as they are; anything else is a list of modules.
+            let update = update.map(|u| match u.as_str() {
+                "changed" | "all" => serde_json::Value::String(u),
+                _ => u.split(',').map(|m| m.trim().to_string()).collect(),
+            });
             let deploy = StageApiClient::deploy(
                 client,
                 stage.clone(),
@@ -154,6 +160,7 @@ pub async fn run(client: &Client, cmd: StageCmd, json: bool) -> Result<String, F
                 Some(clear_destination),
                 Some(!no_restart),
                 Some(submodules),
+                update,
             );
             let s = with_progress(client, &stage, json, deploy).await?;
             render(json, &s, |s| {

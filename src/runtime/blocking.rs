@@ -6,6 +6,7 @@ use crate::core::interfaces::{
     BackupStore, ByteReader, ByteWriter, DirUsage, MeasurePriority, StageDirs, UsageMeter,
 };
 use crate::core::Result;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +20,10 @@ pub trait BlockingDirs: Send + Sync + 'static {
     fn drop_scratch(&self, subscription: &str, name: &str) -> Result<()>;
     fn copy_dir(&self, from: (&str, &str), to: (&str, &str), dir: &str) -> Result<()>;
     fn lay_out_dir(&self, s: &str, n: &str, dir: &str, tree: &Path, clear: bool) -> Result<()>;
+    fn lay_out_kept(&self, s: &str, n: &str, dir: &str, tree: &Path, clear: bool) -> Result<()>;
+    fn put_back(&self, s: &str, n: &str, dir: &str) -> Result<bool>;
+    fn drop_kept(&self, s: &str, n: &str) -> Result<()>;
+    fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>>;
     fn own(&self, s: &str, n: &str, dir: &str, uid: u32, gid: u32, mode: u32) -> Result<()>;
     fn rename_db_files(
         &self,
@@ -150,6 +155,30 @@ impl<T: BlockingDirs> StageDirs for OffThread<T> {
     ) -> Result<()> {
         let (s, n, dir) = (owned(sub), owned(stage), owned(dir));
         self.run(move |d| d.own(&s, &n, &dir, uid, gid, mode)).await
+    }
+    async fn lay_out_kept(
+        &self,
+        sub: &str,
+        stage: &str,
+        dir: &str,
+        tree: &Path,
+        clear: bool,
+    ) -> Result<()> {
+        let (s, n, dir, tree) = (owned(sub), owned(stage), owned(dir), tree.to_owned());
+        self.run(move |d| d.lay_out_kept(&s, &n, &dir, &tree, clear))
+            .await
+    }
+    async fn put_back(&self, sub: &str, stage: &str, dir: &str) -> Result<bool> {
+        let (s, n, dir) = (owned(sub), owned(stage), owned(dir));
+        self.run(move |d| d.put_back(&s, &n, &dir)).await
+    }
+    async fn drop_kept(&self, sub: &str, stage: &str) -> Result<()> {
+        let (s, n) = (owned(sub), owned(stage));
+        self.run(move |d| d.drop_kept(&s, &n)).await
+    }
+    async fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>> {
+        let (tree, marker) = (tree.to_owned(), owned(marker));
+        self.run(move |d| d.folders_with(&tree, &marker)).await
     }
     async fn rename_db_files(
         &self,

@@ -267,6 +267,15 @@ impl Git for GitCli {
         Ok(())
     }
 
+    async fn changed_top_level(
+        &self,
+        req: &FetchRequest,
+        old: &str,
+        new: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        self.changed_between(req, old, new).await
+    }
+
     async fn deploy_key(&self, subscription: &str) -> Result<String> {
         let _one = self.keys.lock().await;
         let key = self.key_path(subscription);

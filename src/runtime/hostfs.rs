@@ -3,6 +3,7 @@
 use super::blocking::BlockingDirs;
 use super::tenant_fs;
 use crate::core::{Error, Result};
+use std::collections::BTreeSet;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,19 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
 
 /// The directories of a stage; the db directory is owned by the container's own user later.
 pub const STAGE_DIRS: [&str; 3] = ["db", "filestore", "addons"];
+
+impl DataDirs {
+    /// The stage's root, once `dir` is known to be one of its directories.
+    fn stage_dir(&self, subscription: &str, name: &str, dir: &str, what: &str) -> Result<PathBuf> {
+        if !STAGE_DIRS.contains(&dir) {
+            return Err(Error::internal(
+                what.to_string(),
+                format!("{dir:?} is not a stage directory"),
+            ));
+        }
+        Ok(self.root(subscription, name))
+    }
+}
 
 impl BlockingDirs for DataDirs {
     fn root(&self, subscription: &str, name: &str) -> PathBuf {
@@ -113,6 +127,52 @@ impl BlockingDirs for DataDirs {
             );
         let _ = tenant_fs::remove_tree(tree);
         result
+    }
+
+    fn lay_out_kept(
+        &self,
+        subscription: &str,
+        name: &str,
+        dir: &str,
+        tree: &Path,
+        clear: bool,
+    ) -> Result<()> {
+        let root = self.stage_dir(subscription, name, dir, "laying out")?;
+        let rename = |from: &Path, to: &Path| std::fs::rename(from, to);
+        let result =
+            super::addons_kept::lay_out_kept(&root, &root.join(dir), tree, clear, &rename).map_err(
+                io_err(format!("laying a new tree into {}/{dir}", root.display())),
+            );
+        let _ = tenant_fs::remove_tree(tree);
+        result
+    }
+
+    fn put_back(&self, subscription: &str, name: &str, dir: &str) -> Result<bool> {
+        let root = self.stage_dir(subscription, name, dir, "putting back")?;
+        super::addons_kept::put_back(&root, &root.join(dir)).map_err(io_err(format!(
+            "putting the old entries back into {}/{dir}",
+            root.display()
+        )))
+    }
+
+    fn drop_kept(&self, subscription: &str, name: &str) -> Result<()> {
+        let root = self.root(subscription, name);
+        super::addons_kept::drop_kept(&root).map_err(io_err(format!(
+            "removing the kept tree in {}",
+            root.display()
+        )))
+    }
+
+    fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>> {
+        // Only a checkout the agent made under the data root.
+        if !tree.starts_with(&self.data_root) {
+            return Err(Error::internal(
+                "listing modules",
+                format!("{} is not a stage's checkout", tree.display()),
+            ));
+        }
+        super::addons_kept::folders_with(tree, marker)
+            .map_err(io_err(format!("listing the folders of {}", tree.display())))
     }
 
     fn own(

@@ -2,6 +2,7 @@
 
 pub mod acme;
 pub mod addons;
+mod addons_kept;
 pub mod backups;
 pub mod blocking;
 pub mod child_output;
@@ -9,6 +10,7 @@ pub mod db_files;
 pub mod disk_walk;
 pub mod docker;
 pub mod git;
+mod git_diff;
 pub mod git_file_url;
 pub mod git_submodules;
 pub mod git_tally;

@@ -5,6 +5,7 @@ use crate::core::interfaces::{
     BackupStore, ByteReader, ByteWriter, DirUsage, MeasurePriority, StageDirs, UsageMeter,
 };
 use crate::core::Result;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,6 +37,18 @@ impl StageDirs for NullDirs {
     }
     async fn lay_out_dir(&self, _: &str, _: &str, _: &str, _: &Path, _: bool) -> Result<()> {
         Ok(())
+    }
+    async fn lay_out_kept(&self, _: &str, _: &str, _: &str, _: &Path, _: bool) -> Result<()> {
+        Ok(())
+    }
+    async fn put_back(&self, _: &str, _: &str, _: &str) -> Result<bool> {
+        Ok(false)
+    }
+    async fn drop_kept(&self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn folders_with(&self, _: &Path, _: &str) -> Result<BTreeSet<String>> {
+        Ok(BTreeSet::new())
     }
     async fn rename_db_files(&self, _: &str, _: &str, _: bool, _: &str, _: &str) -> Result<bool> {
         Ok(false)

@@ -2,6 +2,7 @@
 //! needs to see what was called. The engines are in `engine`, the files in `files`.
 
 mod copies;
+pub mod deploy;
 mod engine;
 mod files;
 mod running;
@@ -148,6 +149,14 @@ impl Git for NoGit {
     }
     async fn export(&self, _: &FetchRequest, _: &str, _: &Path) -> Result<()> {
         Ok(())
+    }
+    async fn changed_top_level(
+        &self,
+        _: &FetchRequest,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        Ok(None)
     }
     async fn deploy_key(&self, subscription: &str) -> Result<String> {
         Ok(format!("ssh-ed25519 AAAA stagelet-deploy-{subscription}"))

@@ -4,6 +4,7 @@
 
 use super::engine::{ByteReader, ByteWriter};
 use crate::core::Result;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The stage's directories under `state_dir/data/<subscription>/<name>/`.
@@ -34,6 +35,26 @@ pub trait StageDirs: Send + Sync {
         tree: &Path,
         clear: bool,
     ) -> Result<()>;
+    /// Like `lay_out_dir`, but the directory's old entries are kept aside in the stage's root
+    /// (never mounted) until `drop_kept` or `put_back`: a deploy that may roll back. A kept
+    /// tree left by an earlier deploy that succeeded goes first.
+    async fn lay_out_kept(
+        &self,
+        subscription: &str,
+        name: &str,
+        dir: &str,
+        tree: &Path,
+        clear: bool,
+    ) -> Result<()>;
+    /// Puts the entries kept by `lay_out_kept` back into `dir`, the new ones removed. Safe to
+    /// run again after a crash midway (each phase is marked by a rename); `false` when
+    /// nothing was kept.
+    async fn put_back(&self, subscription: &str, name: &str, dir: &str) -> Result<bool>;
+    /// Removes what `lay_out_kept` kept (idempotent).
+    async fn drop_kept(&self, subscription: &str, name: &str) -> Result<()>;
+    /// The names of the top-level directories of `tree` (not symlinks) holding a regular file
+    /// `marker` (not a symlink): a checkout's module folders.
+    async fn folders_with(&self, tree: &Path, marker: &str) -> Result<BTreeSet<String>>;
     /// Renames the folder of database `from`'s files (Odoo's `filestore/<db>`) to `to`'s, in
     /// the stage's `filestore` directory or, with `in_scratch`, in its scratch tree; what was
     /// at `to` is replaced. Symlinks are moved, never followed. Whether there was a folder.

@@ -1,7 +1,9 @@
-//! Git as a deploy needs it: fetch into the stage's mirror, export a commit, deploy keys.
+//! Git as a deploy needs it: fetch into the stage's mirror, export a commit, what changed
+//! between two commits, deploy keys.
 //! Implemented on the git CLI in `runtime::git`.
 
 use crate::core::Result;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,6 +49,15 @@ pub trait Git: Send + Sync {
     /// Writes the commit's files into the empty directory `into`; refused with
     /// `limit_exceeded`, before a file is written, when they cross `req.limits`.
     async fn export(&self, req: &FetchRequest, hash: &str, into: &Path) -> Result<()>;
+    /// The top-level names (first path component) of every path that differs between commits
+    /// `old` and `new` of the mirror (`git diff --name-only`); `None` when `old` is not a
+    /// commit the mirror holds.
+    async fn changed_top_level(
+        &self,
+        req: &FetchRequest,
+        old: &str,
+        new: &str,
+    ) -> Result<Option<BTreeSet<String>>>;
     /// The subscription's ed25519 public key, made on the first call.
     async fn deploy_key(&self, subscription: &str) -> Result<String>;
     /// Removes the subscription's key pair (idempotent): a later subscription of the same id

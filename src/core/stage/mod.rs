@@ -13,6 +13,8 @@ pub mod console;
 pub mod containers;
 mod create;
 pub mod deploy;
+pub mod deploy_plan;
+mod deploy_update;
 pub mod events;
 
 mod lifecycle;

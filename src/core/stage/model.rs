@@ -99,6 +99,12 @@ pub enum Step {
     AdminPassword,
     /// A cancel in progress: finished at start-up if a crash interrupted it.
     Cancelling,
+    /// A deploy's database snapshot is being taken; the addons are untouched. A crash here
+    /// leaves the old code and database: start-up starts the app again.
+    DeploySnapshot,
+    /// A deploy's new code and update are under way beside the snapshot and the old addons;
+    /// a crash here is rolled back at start-up (deploy_update.rs).
+    DeployUpdate,
 }
 
 impl Step {
@@ -115,6 +121,8 @@ impl Step {
             Step::Neutralize => "neutralize",
             Step::AdminPassword => "admin_password",
             Step::Cancelling => "cancelling",
+            Step::DeploySnapshot => "deploy_snapshot",
+            Step::DeployUpdate => "deploy_update",
         }
     }
 }

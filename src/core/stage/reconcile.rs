@@ -29,6 +29,14 @@ impl Stages {
                     tracing::warn!(stage = %stage.reference(), "cancel interrupted by a restart; finishing it");
                     self.cancel_locked(config, &mut stage).await?;
                 }
+                (_, Some(Step::DeploySnapshot | Step::DeployUpdate)) => {
+                    tracing::warn!(stage = %stage.reference(), step = ?stage.step, "deploy interrupted by a restart; rolling back");
+                    // Logged, not returned: one stage's failed rollback keeps no other from
+                    // reconcile. The step stays, so the next start-up or deploy tries again.
+                    if let Err(e) = self.recover_deploy(config, &mut stage).await {
+                        tracing::error!(stage = %stage.reference(), error = %e, "rolling back an interrupted deploy failed");
+                    }
+                }
                 _ => {}
             }
         }
