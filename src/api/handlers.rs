@@ -1,7 +1,7 @@
 //! The server side of the API traits: each method turns its parameters into a core request
 //! and hands it to the agent's facade (which runs those that change state on tasks of its
 //! own). Defaults of absent parameters are the core's, not decided here. The agent-wide
-//! methods (agent, host, tls) are in handlers_ops.rs.
+//! methods (agent, host, tls) and backups are in handlers_ops.rs.
 
 use super::rpc::LogLines;
 use super::rpc::{
@@ -11,7 +11,6 @@ use super::rpc::{
 use crate::core::agent::Agent;
 use crate::core::interfaces::{ContainerStats, SqlResult};
 use crate::core::stage::admin_password::{AdminPasswordReply, Secret};
-use crate::core::stage::backup::Backup;
 use crate::core::stage::code_server::CodeServerView;
 use crate::core::stage::console::{ExecCall, ExecResult, LogsCall, SqlCall};
 use crate::core::stage::deploy::DeployRequest;
@@ -324,25 +323,6 @@ impl StageApiServer for Handlers {
     ) -> RpcResult<AdminPasswordReply> {
         let password = password.map(Secret::new);
         Ok(self.agent.set_admin_password(&stage, password).await?)
-    }
-}
-
-#[async_trait]
-impl BackupApiServer for Handlers {
-    async fn backup(&self, stage: String) -> RpcResult<Backup> {
-        Ok(self.agent.backup_stage(&stage).await?)
-    }
-
-    async fn backups(&self, stage: String) -> RpcResult<Vec<Backup>> {
-        Ok(self.agent.stage_backups(&stage).await?)
-    }
-
-    async fn restore_backup(&self, stage: String, backup: String) -> RpcResult<StageView> {
-        Ok(self.agent.restore_stage_backup(&stage, &backup).await?)
-    }
-
-    async fn backup_delete(&self, stage: String, backup: String) -> RpcResult<()> {
-        Ok(self.agent.delete_stage_backup(&stage, &backup).await?)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod deploy_plan;
 mod deploy_update;
 pub mod events;
+mod teardown;
 
 mod lifecycle;
 pub mod model;
