@@ -198,7 +198,11 @@ impl Stages {
         let changed = self
             .deps
             .db
-            .execute_count(target, stage.db_name(), &sql)
+            .execute_count(
+                &super::teardown::as_app_role(target.clone(), stage, profile),
+                stage.db_name(),
+                &sql,
+            )
             .await
             .map_err(|e| match e {
                 Error::Database(m) => Error::Database(format!(

@@ -56,6 +56,17 @@ impl Stages {
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Stage)> {
         let (guard, stage) = self.lock_stage(reference).await?;
         op.check(&stage.reference(), stage.state)?;
+        // A deploy whose rollback did not finish: only a deploy (or the start-up reconcile)
+        // finishes it; anything else would run on, and later lose, the failed update's data.
+        if let Some(step @ (Step::DeploySnapshot | Step::DeployUpdate)) = stage.step {
+            if op != Operation::Deploy {
+                return Err(Error::InvalidState {
+                    what: format!("{} (a deploy's rollback is unfinished)", stage.reference()),
+                    state: step.as_str().into(),
+                    allowed: vec!["deploy".into()],
+                });
+            }
+        }
         Ok((guard, stage))
     }
 

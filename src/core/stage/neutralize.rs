@@ -85,7 +85,7 @@ impl Stages {
         }
         let url = base_url(config, stage);
         let sql = expand_sql(&profile.on_copy_sql, stage, profile, &url);
-        let target = self.db_target(&naming(config), stage, profile).await?;
+        let target = self.app_target(&naming(config), stage, profile).await?;
         self.emit(stage, op, "on_copy_sql", url);
         self.deps
             .db
@@ -106,7 +106,7 @@ impl Stages {
         db: &str,
     ) -> Result<()> {
         let naming = naming(config);
-        let target = self.db_target(&naming, stage, profile).await?;
+        let target = self.app_target(&naming, stage, profile).await?;
         if !profile.neutralize_command.is_empty() {
             self.emit(
                 stage,

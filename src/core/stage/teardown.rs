@@ -37,6 +37,20 @@ impl Stages {
         })
     }
 
+    /// As [`Self::db_target`], connected as the app's own role where the stage has one.
+    pub(super) async fn app_target(
+        &self,
+        naming: &super::containers::Naming,
+        stage: &Stage,
+        profile: &Profile,
+    ) -> Result<DbTarget> {
+        Ok(as_app_role(
+            self.db_target(naming, stage, profile).await?,
+            stage,
+            profile,
+        ))
+    }
+
     /// Removes whatever the steps made and leaves a tombstone with the error.
     pub(super) async fn roll_back(&self, config: &Settings, stage: &mut Stage, error: &str) {
         self.emit(stage, "create", "rollback", error);
@@ -96,4 +110,16 @@ impl Stages {
         }
         results.into_iter().collect()
     }
+}
+
+/// The profile's own SQL (admin password, on_copy_sql, neutralisation, the active-user count)
+/// touches tables the tenant's code owns and may have put triggers or views on: it runs as the
+/// app's role, never as the superuser (`SET ROLE` would not do: the tenant's code could
+/// `RESET ROLE`). Stages made before the role keep the superuser their app already had.
+pub(super) fn as_app_role(mut target: DbTarget, stage: &Stage, profile: &Profile) -> DbTarget {
+    if let (Some(user), Some(password)) = (&profile.app_db_user, &stage.app_db_password) {
+        target.user = user.clone();
+        target.password = password.clone();
+    }
+    target
 }

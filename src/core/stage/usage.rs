@@ -189,7 +189,7 @@ impl Stages {
         if stage.state != StageState::Running || profile.active_users_query.trim().is_empty() {
             return Ok(None);
         }
-        let target = self.db_target(&naming(config), stage, profile).await?;
+        let target = self.app_target(&naming(config), stage, profile).await?;
         let n = self
             .deps
             .db
