@@ -1,5 +1,5 @@
 //! The application's admin password (issue 16): checked, generated when absent, hashed as the
-//! profile's `admin_password` says and set by its SQL as the superuser on the stage database.
+//! profile's `admin_password` says and set by its SQL as the app's role on the stage database.
 //! The password is answered once and goes nowhere else: no log, event, record or command line.
 
 use super::containers::expand;

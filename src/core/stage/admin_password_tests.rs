@@ -170,7 +170,8 @@ async fn a_fresh_create_sets_a_generated_password_before_the_app_starts() {
     let ran = db.counted();
     assert_eq!(ran.len(), 1, "{ran:?}");
     let (user, on, sql) = &ran[0];
-    assert_eq!(user, "odoo", "as the superuser");
+    // The tenant owns res_users (and any trigger on it): never the superuser.
+    assert_eq!(user, "odoo_app", "as the app's own role");
     assert_eq!(on, stage.db_name());
     assert!(
         sql.contains("SET password = '$pbkdf2-sha512$600000$"),

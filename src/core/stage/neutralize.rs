@@ -71,7 +71,7 @@ pub fn expand_sql(sql: &str, stage: &Stage, profile: &Profile, base_url: &str) -
 }
 
 impl Stages {
-    /// The profile's `on_copy_sql`, as the superuser, on the copy in database `db`.
+    /// The profile's `on_copy_sql`, as the app's role, on the copy in database `db`.
     pub(super) async fn on_copy(
         &self,
         config: &Settings,
